@@ -1,0 +1,328 @@
+//! A model bundle on disk in the released Lumina-DiMOO layout (spec section 1):
+//! everything is checked from file headers before any weight is read, so a bad
+//! bundle fails in milliseconds with the file and tensor named.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::model::{LladaConfig, VqConfig};
+
+/// Token ids with a role in the sequence layouts (spec sections 1 and 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct SpecialTokens {
+    pub mask: u32,
+    pub newline: u32,
+    pub boi: u32,
+    pub eoi: u32,
+    pub uncondition: u32,
+    pub answer_start: u32,
+    pub answer_end: u32,
+    pub eos: u32,
+    pub bos: u32,
+    pub answer_pad: u32,
+    /// VQ code k is token `image_offset + k`.
+    pub image_offset: u32,
+    pub codebook_size: u32,
+}
+
+impl Default for SpecialTokens {
+    /// The released checkpoint's ids.
+    fn default() -> Self {
+        Self {
+            mask: 126336,
+            newline: 126084,
+            boi: 126349,
+            eoi: 126350,
+            uncondition: 126351,
+            answer_start: 126354,
+            answer_end: 126355,
+            eos: 126081,
+            bos: 126080,
+            answer_pad: 126339,
+            image_offset: 126356,
+            codebook_size: 8192,
+        }
+    }
+}
+
+impl SpecialTokens {
+    pub fn codebook(&self) -> std::ops::Range<usize> {
+        self.image_offset as usize..(self.image_offset + self.codebook_size) as usize
+    }
+}
+
+/// Optional defaults a bundle can suggest to front ends (`unmask.json` "defaults").
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+pub struct BundleDefaults {
+    pub width: Option<usize>,
+    pub height: Option<usize>,
+    pub steps: Option<usize>,
+    pub cfg: Option<f32>,
+    pub temperature: Option<f32>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UnmaskJson {
+    special_tokens: Option<SpecialTokens>,
+    #[serde(default)]
+    defaults: BundleDefaults,
+}
+
+#[derive(Debug, Deserialize)]
+struct IndexJson {
+    weight_map: BTreeMap<String, String>,
+}
+
+/// One stored tensor as its file header describes it.
+#[derive(Debug, Clone)]
+pub struct StoredTensor {
+    pub file: PathBuf,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+}
+
+/// A checked bundle: configs parsed, every transformer tensor found with the
+/// right shape, VQ weights present and complete.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub config: LladaConfig,
+    pub vq_config: VqConfig,
+    pub special: SpecialTokens,
+    pub defaults: BundleDefaults,
+    /// Shard files of the transformer, in name order.
+    pub weight_files: Vec<PathBuf>,
+    pub tensors: HashMap<String, StoredTensor>,
+    pub vq_weights: PathBuf,
+    pub tokenizer: PathBuf,
+    /// True when `unmask.json` named the special tokens (not the released ids).
+    pub custom_tokens: bool,
+}
+
+const PICKLE_EXT: [&str; 5] = ["bin", "pt", "pth", "pkl", "ckpt"];
+
+fn is_pickle_name(name: &str) -> bool {
+    Path::new(name).extension().and_then(|e| e.to_str()).is_some_and(|e| PICKLE_EXT.contains(&e))
+}
+
+fn pickle_refused(path: &Path) -> Error {
+    Error::bundle(path, "PyTorch pickle weights are refused (they can run code); convert the checkpoint to safetensors")
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::bundle(path, format!("missing: a Lumina-DiMOO bundle needs {what}"))
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::bundle(path, format!("unparsable {what}: {e}")))
+}
+
+/// Reads a safetensors header from a memory map (no tensor data is touched)
+/// and returns name -> (dtype, shape). Truncated files and pickles are named as such.
+pub fn read_safetensors_header(path: &Path) -> Result<Vec<(String, String, Vec<usize>)>> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::bundle(path, "missing weight file")
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    // SAFETY: the map is read-only and dropped before this function returns;
+    // a file changed underneath us yields a parse error, not unsoundness we rely on.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    if map.starts_with(b"PK\x03\x04") || map.first() == Some(&0x80) {
+        return Err(pickle_refused(path));
+    }
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&map).map_err(|e| {
+        use safetensors::SafeTensorError as E;
+        let why = match e {
+            E::MetadataIncompleteBuffer => "truncated (file shorter than its header says): download it again".to_string(),
+            E::HeaderTooSmall | E::InvalidHeaderLength | E::HeaderTooLarge => {
+                "not a safetensors file, or truncated inside its header".to_string()
+            }
+            other => format!("not a valid safetensors file: {other}"),
+        };
+        Error::bundle(path, why)
+    })?;
+    let mut out: Vec<_> =
+        meta.tensors().into_iter().map(|(n, i)| (n, format!("{:?}", i.dtype), i.shape.clone())).collect();
+    out.sort();
+    Ok(out)
+}
+
+/// A weight_map entry must stay inside the bundle folder.
+fn inside(dir: &Path, name: &str, index: &Path) -> Result<PathBuf> {
+    let p = Path::new(name);
+    let escapes = p.is_absolute() || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if escapes || name.is_empty() {
+        return Err(Error::bundle(index, format!("weight_map names \"{name}\", outside the bundle folder")));
+    }
+    Ok(dir.join(p))
+}
+
+impl Bundle {
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(Error::bundle(&dir, "not a folder: pass the model bundle folder (with config.json)"));
+        }
+        let config = LladaConfig::from_file(&dir.join("config.json"))?;
+        let (weight_files, claimed) = Self::find_weights(&dir)?;
+
+        let mut tensors = HashMap::new();
+        for file in &weight_files {
+            for (name, dtype, shape) in read_safetensors_header(file)? {
+                tensors.insert(name, StoredTensor { file: file.clone(), dtype, shape });
+            }
+        }
+        for (name, file) in &claimed {
+            match tensors.get(name) {
+                Some(t) if &t.file == file => {}
+                _ => {
+                    return Err(Error::bundle(file, format!("index says it holds tensor `{name}`, but it does not")));
+                }
+            }
+        }
+        for (name, shape) in config.expected_tensors() {
+            let Some(t) = tensors.get(&name) else {
+                let hint = claimed.get(&name).unwrap_or(&weight_files[0]);
+                return Err(Error::bundle(hint, format!("missing tensor `{name}` (shape {shape:?})")));
+            };
+            if t.shape != shape {
+                return Err(Error::bundle(
+                    &t.file,
+                    format!("tensor `{name}` has shape {:?}, config.json implies {shape:?}", t.shape),
+                ));
+            }
+            if !matches!(t.dtype.as_str(), "BF16" | "F16" | "F32") {
+                return Err(Error::bundle(&t.file, format!("tensor `{name}` is {}, expected BF16, F16 or F32", t.dtype)));
+            }
+        }
+
+        let vq_dir = dir.join("vqvae");
+        if !vq_dir.is_dir() {
+            return Err(Error::bundle(&vq_dir, "missing: the bundle needs the VQ-VAE in vqvae/ (config.json + safetensors)"));
+        }
+        let vq_config = VqConfig::from_file(&vq_dir.join("config.json"))?;
+        let vq_weights = vq_dir.join("diffusion_pytorch_model.safetensors");
+        if !vq_weights.exists() && vq_dir.join("diffusion_pytorch_model.bin").exists() {
+            return Err(pickle_refused(&vq_dir.join("diffusion_pytorch_model.bin")));
+        }
+        read_safetensors_header(&vq_weights)?;
+
+        let tokenizer = dir.join("tokenizer.json");
+        if !tokenizer.is_file() {
+            return Err(Error::bundle(&tokenizer, "missing: the bundle needs its HF tokenizer.json"));
+        }
+
+        let unmask_path = dir.join("unmask.json");
+        let (special, defaults, custom_tokens) = if unmask_path.exists() {
+            let u: UnmaskJson = read_json(&unmask_path, "unmask.json")?;
+            let custom = u.special_tokens.is_some();
+            (u.special_tokens.unwrap_or_default(), u.defaults, custom)
+        } else {
+            (SpecialTokens::default(), BundleDefaults::default(), false)
+        };
+        Self::check_special(&special, &config, &vq_config, if custom_tokens { &unmask_path } else { &dir })?;
+
+        Ok(Self { dir, config, vq_config, special, defaults, weight_files, tensors, vq_weights, tokenizer, custom_tokens })
+    }
+
+    /// Shards from the index (each named once, in order), or the single file.
+    fn find_weights(dir: &Path) -> Result<(Vec<PathBuf>, HashMap<String, PathBuf>)> {
+        let index = dir.join("model.safetensors.index.json");
+        let single = dir.join("model.safetensors");
+        if index.exists() {
+            let idx: IndexJson = read_json(&index, "model.safetensors.index.json")?;
+            let mut files = Vec::new();
+            let mut claimed = HashMap::new();
+            for (tensor, file) in &idx.weight_map {
+                if is_pickle_name(file) {
+                    return Err(pickle_refused(&dir.join(file)));
+                }
+                let path = inside(dir, file, &index)?;
+                if !files.contains(&path) {
+                    files.push(path.clone());
+                }
+                claimed.insert(tensor.clone(), path);
+            }
+            if files.is_empty() {
+                return Err(Error::bundle(&index, "weight_map is empty"));
+            }
+            files.sort();
+            for f in &files {
+                if !f.is_file() {
+                    return Err(Error::bundle(f, "missing weight shard named in model.safetensors.index.json"));
+                }
+            }
+            Ok((files, claimed))
+        } else if single.exists() {
+            Ok((vec![single], HashMap::new()))
+        } else {
+            for pickle in ["pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt"] {
+                if dir.join(pickle).exists() {
+                    return Err(pickle_refused(&dir.join(pickle)));
+                }
+            }
+            Err(Error::bundle(dir, "no weights: expected model.safetensors.index.json + shards, or model.safetensors"))
+        }
+    }
+
+    fn check_special(s: &SpecialTokens, cfg: &LladaConfig, vq: &VqConfig, at: &Path) -> Result<()> {
+        let v = cfg.vocab as u64;
+        let fields = [
+            ("mask", s.mask),
+            ("newline", s.newline),
+            ("boi", s.boi),
+            ("eoi", s.eoi),
+            ("uncondition", s.uncondition),
+            ("answer_start", s.answer_start),
+            ("answer_end", s.answer_end),
+            ("eos", s.eos),
+            ("bos", s.bos),
+        ];
+        for (name, id) in fields {
+            if id as u64 >= v {
+                return Err(Error::bundle(at, format!("special token `{name}` = {id} is outside the vocabulary of {v}")));
+            }
+        }
+        if s.image_offset as u64 + s.codebook_size as u64 > v {
+            return Err(Error::bundle(
+                at,
+                format!("image_offset {} + codebook_size {} exceeds the vocabulary of {v}", s.image_offset, s.codebook_size),
+            ));
+        }
+        if s.codebook_size as usize != vq.num_vq_embeddings {
+            return Err(Error::bundle(
+                at,
+                format!("codebook_size {} differs from vqvae num_vq_embeddings {}", s.codebook_size, vq.num_vq_embeddings),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stored dtype(s) of the transformer weights, e.g. "BF16" or "BF16+F32".
+    pub fn stored_dtype(&self) -> String {
+        let mut d: Vec<&str> = self.tensors.values().map(|t| t.dtype.as_str()).collect();
+        d.sort();
+        d.dedup();
+        d.join("+")
+    }
+
+    pub fn name(&self) -> String {
+        self.defaults.name.clone().unwrap_or_else(|| {
+            self.dir
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| self.dir.display().to_string())
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! Unmask engine: loads Lumina-DiMOO bundles and runs their transformer,
+//! VQ-VAE and samplers with candle. Knows nothing of any user interface.
+//!
+//! Layers, each using only those above it: [`model`] (tensors) <- `sampler`
+//! (algorithms) <- `worker` (jobs and threads) <- front ends (CLI, `ui/`).
+
+pub mod bundle;
+pub mod codes;
+pub mod engine;
+pub mod error;
+pub mod image_io;
+pub mod model;
+
+pub use bundle::{Bundle, SpecialTokens};
+pub use engine::{DeviceChoice, Engine, ModelInfo};
+pub use error::{Error, Result};

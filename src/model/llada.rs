@@ -1,0 +1,247 @@
+//! LLaDA transformer (the Lumina-DiMOO backbone): a Llama-style block stack with
+//! bidirectional attention, RoPE in the rotate-half layout, RMSNorm and SwiGLU.
+//! See spec section 2. Tensor names follow the released checkpoint
+//! (`model.transformer.*`).
+
+use std::ops::Range;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+
+use super::cache::BranchCache;
+use super::config::LladaConfig;
+use crate::error::{Error, Result};
+
+struct Block {
+    attn_norm: Tensor,
+    q_proj: Tensor,
+    k_proj: Tensor,
+    v_proj: Tensor,
+    attn_out: Tensor,
+    ff_norm: Tensor,
+    ff_proj: Tensor,
+    up_proj: Tensor,
+    ff_out: Tensor,
+}
+
+impl Block {
+    fn load(cfg: &LladaConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let (d, m, kv) = (cfg.d_model, cfg.mlp_hidden, cfg.n_kv_heads * cfg.head_dim);
+        Ok(Self {
+            attn_norm: vb.get(d, "attn_norm.weight")?,
+            q_proj: vb.get((d, d), "q_proj.weight")?,
+            k_proj: vb.get((kv, d), "k_proj.weight")?,
+            v_proj: vb.get((kv, d), "v_proj.weight")?,
+            attn_out: vb.get((d, d), "attn_out.weight")?,
+            ff_norm: vb.get(d, "ff_norm.weight")?,
+            ff_proj: vb.get((m, d), "ff_proj.weight")?,
+            up_proj: vb.get((m, d), "up_proj.weight")?,
+            ff_out: vb.get((d, m), "ff_out.weight")?,
+        })
+    }
+}
+
+/// `x @ w^T` for a `[out, in]` weight, as the checkpoint stores it.
+fn linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    x.matmul(&w.t()?)
+}
+
+pub struct Llada {
+    cfg: LladaConfig,
+    wte: Tensor,
+    blocks: Vec<Block>,
+    ln_f: Tensor,
+    head: Tensor,
+    inv_freq: Vec<f32>,
+    device: Device,
+    dtype: DType,
+}
+
+impl Llada {
+    /// Builds the model from a var builder rooted at the checkpoint's top level.
+    pub fn load(cfg: &LladaConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let vb = vb.pp("model").pp("transformer");
+        let blocks = (0..cfg.n_layers)
+            .map(|i| Block::load(cfg, vb.pp("blocks").pp(i)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let wte = vb.get((cfg.vocab, cfg.d_model), "wte.weight")?;
+        let head = if cfg.weight_tying { wte.clone() } else { vb.get((cfg.vocab, cfg.d_model), "ff_out.weight")? };
+        let hd = cfg.head_dim;
+        // Computed in f64 then rounded: the reference's f32 pow agrees to an ulp.
+        let inv_freq = (0..hd / 2)
+            .map(|i| (1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64)) as f32)
+            .collect();
+        Ok(Self {
+            cfg: cfg.clone(),
+            wte,
+            blocks,
+            ln_f: vb.get(cfg.d_model, "ln_f.weight")?,
+            head,
+            inv_freq,
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    pub fn config(&self) -> &LladaConfig {
+        &self.cfg
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Full forward without a cache: logits `[T, vocab]` in f32.
+    pub fn logits(&self, ids: &[u32]) -> Result<Tensor> {
+        let h = self.run(ids, None, None)?;
+        self.head(&h, None, 0..self.cfg.vocab)
+    }
+
+    /// Final-norm hidden states of every position, `[T, d_model]`.
+    pub fn hidden(&self, ids: &[u32]) -> Result<Tensor> {
+        self.run(ids, None, None)
+    }
+
+    /// The output head restricted to `rows` of `hidden` (all when `None`) and to
+    /// the vocabulary slice `vocab`: `[rows, vocab.len()]` in f32. Computing only
+    /// the image-codebook slice at masked positions is exact and far cheaper.
+    pub fn head(&self, hidden: &Tensor, rows: Option<&[usize]>, vocab: Range<usize>) -> Result<Tensor> {
+        if vocab.end > self.cfg.vocab || vocab.is_empty() {
+            return Err(Error::invalid(format!("vocabulary slice {vocab:?} outside 0..{}", self.cfg.vocab)));
+        }
+        let h = match rows {
+            Some(r) => hidden.index_select(&self.index_tensor(r)?, 0)?,
+            None => hidden.clone(),
+        };
+        let w = self.head.narrow(0, vocab.start, vocab.len())?;
+        Ok(linear(&h, &w)?.to_dtype(DType::F32)?)
+    }
+
+    /// ML-Cache full step: runs every position, stores each layer's pre-RoPE
+    /// K/V and the logits over the cache's vocabulary slice; returns those logits.
+    pub fn forward_fill(&self, ids: &[u32], cache: &mut BranchCache) -> Result<Tensor> {
+        cache.reset(self.cfg.n_layers);
+        let h = self.run(ids, None, Some(cache))?;
+        let logits = self.head(&h, None, cache.vocab())?;
+        cache.set_logits(logits.clone(), ids.len());
+        Ok(logits)
+    }
+
+    /// ML-Cache partial step: runs only `positions` (sorted, current token ids,
+    /// RoPE at their absolute positions) against all cached K/V, writes their
+    /// K/V and logits into the cache and returns the merged logits `[T, slice]`.
+    pub fn forward_partial(&self, ids: &[u32], positions: &[usize], cache: &mut BranchCache) -> Result<Tensor> {
+        if cache.len() != Some(ids.len()) {
+            return Err(Error::invalid("ML-Cache: partial step on a sequence the cache was not filled for"));
+        }
+        if positions.is_empty() {
+            return Ok(cache.logits()?.clone());
+        }
+        if positions.iter().any(|&p| p >= ids.len()) {
+            return Err(Error::invalid("ML-Cache: position outside the sequence"));
+        }
+        let h = self.run(ids, Some(positions), Some(cache))?;
+        let logits = self.head(&h, None, cache.vocab())?;
+        cache.write_logits(&self.index_tensor(positions)?, &logits)
+    }
+
+    fn index_tensor(&self, idx: &[usize]) -> candle_core::Result<Tensor> {
+        let v: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+        Tensor::from_vec(v, idx.len(), &self.device)
+    }
+
+    /// cos/sin tables `[n, head_dim/2]` for the given absolute positions.
+    fn rope_tables(&self, positions: &[usize]) -> candle_core::Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for &f in &self.inv_freq {
+                let a = p as f32 * f; // f32 product, as the reference computes it
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        let n = positions.len();
+        let cos = Tensor::from_vec(cos, (n, half), &self.device)?.to_dtype(self.dtype)?;
+        let sin = Tensor::from_vec(sin, (n, half), &self.device)?.to_dtype(self.dtype)?;
+        Ok((cos, sin))
+    }
+
+    /// The block stack. `compute`: the positions to run (all when `None`);
+    /// with a cache, a full run fills it and a partial run reads and updates it.
+    fn run(&self, ids: &[u32], compute: Option<&[usize]>, mut cache: Option<&mut BranchCache>) -> Result<Tensor> {
+        let t = ids.len();
+        if t == 0 {
+            return Err(Error::invalid("empty token sequence"));
+        }
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab) {
+            return Err(Error::invalid(format!("token id {bad} outside the vocabulary of {}", self.cfg.vocab)));
+        }
+        let all: Vec<usize> = (0..t).collect();
+        let rows = compute.unwrap_or(&all);
+        let n = rows.len();
+        let row_ids: Vec<u32> = rows.iter().map(|&r| ids[r]).collect();
+        let row_index = self.index_tensor(rows)?;
+        let mut x = self.wte.index_select(&Tensor::from_vec(row_ids, n, &self.device)?, 0)?;
+
+        let (cos_k, sin_k) = self.rope_tables(&all)?;
+        let (cos_q, sin_q) = match compute {
+            None => (cos_k.clone(), sin_k.clone()),
+            Some(_) => (cos_k.index_select(&row_index, 0)?, sin_k.index_select(&row_index, 0)?),
+        };
+        let (nh, nkv, hd) = (self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.head_dim);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let eps = self.cfg.rms_norm_eps as f32;
+
+        for (layer, b) in self.blocks.iter().enumerate() {
+            let a = candle_nn::ops::rms_norm(&x, &b.attn_norm, eps)?;
+            let q = linear(&a, &b.q_proj)?;
+            let mut k = linear(&a, &b.k_proj)?;
+            let mut v = linear(&a, &b.v_proj)?;
+            if let Some(c) = cache.as_deref_mut() {
+                (k, v) = match compute {
+                    None => {
+                        c.store_kv(layer, k.clone(), v.clone());
+                        (k, v)
+                    }
+                    Some(_) => c.update_kv(layer, &row_index, &k, &v)?,
+                };
+            }
+            let q = heads(&q, n, nh, hd)?;
+            let k = heads(&k, t, nkv, hd)?;
+            let v = heads(&v, t, nkv, hd)?;
+            let q = candle_nn::rotary_emb::rope(&q, &cos_q, &sin_q)?;
+            let k = candle_nn::rotary_emb::rope(&k, &cos_k, &sin_k)?;
+            let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
+            let scores = (q.matmul(&k.t()?)? * scale)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let o = probs.matmul(&v)?; // [1, H, n, D]
+            let o = o.squeeze(0)?.transpose(0, 1)?.reshape((n, nh * hd))?;
+            x = (x + linear(&o, &b.attn_out)?)?;
+
+            let f = candle_nn::ops::rms_norm(&x, &b.ff_norm, eps)?;
+            let gate = candle_nn::Activation::Silu.forward(&linear(&f, &b.ff_proj)?)?;
+            let up = linear(&f, &b.up_proj)?;
+            x = (x + linear(&(gate * up)?, &b.ff_out)?)?;
+        }
+        Ok(candle_nn::ops::rms_norm(&x, &self.ln_f, eps)?)
+    }
+}
+
+/// `[n, heads*hd]` -> `[1, heads, n, hd]`, contiguous for the fused RoPE kernel.
+fn heads(x: &Tensor, n: usize, heads: usize, hd: usize) -> candle_core::Result<Tensor> {
+    x.reshape((n, heads, hd))?.transpose(0, 1)?.unsqueeze(0)?.contiguous()
+}
+
+/// Grouped-query attention: query head h reads kv head h / rep.
+fn repeat_kv(x: Tensor, rep: usize) -> candle_core::Result<Tensor> {
+    if rep == 1 {
+        return Ok(x);
+    }
+    let (b, h, t, d) = x.dims4()?;
+    x.unsqueeze(2)?.broadcast_as((b, h, rep, t, d))?.reshape((b, h * rep, t, d))
+}
+
