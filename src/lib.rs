@@ -6,10 +6,14 @@
 
 pub mod bundle;
 pub mod codes;
+pub mod composite;
 pub mod engine;
 pub mod error;
 pub mod image_io;
+pub mod mask;
 pub mod model;
+pub mod sampler;
+pub mod tasks;
 
 pub use bundle::{Bundle, SpecialTokens};
 pub use engine::{DeviceChoice, Engine, ModelInfo};

@@ -1,0 +1,250 @@
+//! The MaskGIT-style image sampler every image task uses (spec section 5), with
+//! classifier-free guidance and the ML-Cache (section 6). Pure and cancellable:
+//! it reads the model, calls back after every step and writes nothing else.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::layout::ImageLayout;
+use super::schedule::{is_full_step, keep_masked, quantile};
+use super::pick::{choose, gumbel};
+use super::Control;
+use crate::bundle::SpecialTokens;
+use crate::error::{Error, Result};
+use crate::model::{BranchCache, CodeGrid, Llada};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheSettings {
+    /// Share of positions served from the cache at a partial step.
+    pub ratio: f64,
+    pub warmup_ratio: f64,
+    pub refresh_interval: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { ratio: 0.9, warmup_ratio: 0.3, refresh_interval: 5 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSettings {
+    pub steps: usize,
+    /// Text guidance scale (0 = none).
+    pub cfg: f32,
+    /// Image guidance scale of editing tasks (0 = none).
+    pub cfg_img: f32,
+    /// 0 = greedy and deterministic; > 0 samples with Gumbel noise from `seed`.
+    pub temperature: f32,
+    pub seed: u64,
+    pub cache: Option<CacheSettings>,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        Self { steps: 64, cfg: 4.0, cfg_img: 0.0, temperature: 1.0, seed: 0, cache: None }
+    }
+}
+
+impl ImageSettings {
+    pub fn check(&self) -> Result<()> {
+        if self.steps == 0 || self.steps > 1000 {
+            return Err(Error::invalid(format!("steps = {}: use 1 to 1000", self.steps)));
+        }
+        for (name, v) in [("cfg", self.cfg), ("cfg_img", self.cfg_img), ("temperature", self.temperature)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::invalid(format!("{name} = {v}: must be a finite number >= 0")));
+            }
+        }
+        if let Some(c) = &self.cache {
+            if !(c.ratio > 0.0 && c.ratio < 1.0) {
+                return Err(Error::invalid(format!("cache ratio = {}: must be strictly between 0 and 1", c.ratio)));
+            }
+            if !(0.0..=1.0).contains(&c.warmup_ratio) {
+                return Err(Error::invalid(format!("warmup ratio = {}: must be in [0, 1]", c.warmup_ratio)));
+            }
+            if c.refresh_interval == 0 {
+                return Err(Error::invalid("refresh interval must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The grid after one step, as the caller sees it.
+pub struct ImageStep<'a> {
+    /// 0-based index of the step just finished.
+    pub step: usize,
+    pub total: usize,
+    /// Row-major cells: `Some(code)` decided (or kept), `None` still masked.
+    pub cells: &'a [Option<u32>],
+    /// The model's current best code for every cell (decided cells: their code).
+    pub guess: &'a [u32],
+    pub unmasked: usize,
+}
+
+/// One guidance branch: its prefix, guidance role and cache.
+struct Branch {
+    prefix: Vec<u32>,
+    cache: Option<BranchCache>,
+    /// Positions to recompute at the next partial step.
+    recompute: Vec<usize>,
+}
+
+impl Branch {
+    fn new(prefix: Vec<u32>, cached: bool, codebook: std::ops::Range<usize>) -> Self {
+        Self { prefix, cache: cached.then(|| BranchCache::new(codebook)), recompute: Vec::new() }
+    }
+
+    /// Codebook logits at the masked cells, row-major `[masked, K]`, plus (with
+    /// a cache) the max-logit of every position for choosing what to recompute.
+    fn logits(&mut self, llada: &Llada, target: &[u32], masked: &[usize], full: bool, cb: std::ops::Range<usize>) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let mut seq = self.prefix.clone();
+        seq.extend_from_slice(target);
+        let rows: Vec<usize> = masked.iter().map(|&m| self.prefix.len() + m).collect();
+        match &mut self.cache {
+            None => {
+                let h = llada.hidden(&seq)?;
+                let l = llada.head(&h, Some(&rows), cb)?;
+                Ok((l.flatten_all()?.to_vec1::<f32>()?, None))
+            }
+            Some(cache) => {
+                let all = if full {
+                    llada.forward_fill(&seq, cache)?
+                } else {
+                    llada.forward_partial(&seq, &self.recompute, cache)?
+                };
+                let maxes = all.max(1)?.to_vec1::<f32>()?;
+                let idx = candle_core::Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), rows.len(), all.device())?;
+                let l = all.index_select(&idx, 0)?;
+                Ok((l.flatten_all()?.to_vec1::<f32>()?, Some(maxes)))
+            }
+        }
+    }
+}
+
+/// Runs the sampler to the end (or until `control` cancels) and returns the grid.
+pub fn sample_image(
+    llada: &Llada,
+    special: &SpecialTokens,
+    layout: &ImageLayout,
+    settings: &ImageSettings,
+    control: &mut dyn Control,
+) -> Result<CodeGrid> {
+    settings.check()?;
+    let cb = special.codebook();
+    let k = cb.len();
+    let mut cells = layout.cells.clone();
+    if cells.len() != layout.height * layout.width {
+        return Err(Error::invalid("layout cells do not match its grid size"));
+    }
+    let n_start = cells.iter().filter(|c| c.is_none()).count();
+    let total = settings.steps;
+    let cached = settings.cache.is_some();
+    let use_text = settings.cfg > 0.0 && layout.text_free.is_some();
+    let use_image = settings.cfg_img > 0.0 && layout.image_free.is_some();
+    let edit_form = layout.image_free.is_some();
+
+    let mut cond = Branch::new(layout.cond.clone(), cached, cb.clone());
+    let mut text_free = use_text.then(|| Branch::new(layout.text_free.clone().unwrap_or_default(), cached, cb.clone()));
+    let mut image_free = use_image.then(|| Branch::new(layout.image_free.clone().unwrap_or_default(), cached, cb.clone()));
+
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let mut guess: Vec<u32> = cells.iter().map(|c| c.unwrap_or(0)).collect();
+
+    for s in 0..total {
+        if control.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let masked_cells: Vec<usize> = (0..cells.len()).filter(|&i| cells[i].is_none()).collect();
+        if masked_cells.is_empty() {
+            break;
+        }
+        let keep = keep_masked(n_start, s, total);
+        let full = match settings.cache {
+            Some(c) => is_full_step(s, total, c.warmup_ratio, c.refresh_interval),
+            None => true,
+        };
+        let target = layout.target(special, &cells);
+        let masked_pos: Vec<usize> = masked_cells.iter().map(|&i| layout.cell_offset(i)).collect();
+
+        let (c, c_max) = cond.logits(llada, &target, &masked_pos, full, cb.clone())?;
+        let mut logits = c.clone();
+        let mut maxes = vec![(0usize, c_max)];
+        if let Some(b) = text_free.as_mut() {
+            let (u, u_max) = b.logits(llada, &target, &masked_pos, full, cb.clone())?;
+            let g = settings.cfg;
+            if edit_form {
+                logits.iter_mut().zip(&c).zip(&u).for_each(|((l, c), u)| *l += g * (c - u));
+            } else {
+                // the release's text-to-image form, (1+g)c - gu, in the same f32 order
+                logits.iter_mut().zip(&c).zip(&u).for_each(|((l, c), u)| *l = (1.0 + g) * c - g * u);
+            }
+            maxes.push((1, u_max));
+        }
+        if let Some(b) = image_free.as_mut() {
+            let (u, u_max) = b.logits(llada, &target, &masked_pos, full, cb.clone())?;
+            let g = settings.cfg_img;
+            logits.iter_mut().zip(&c).zip(&u).for_each(|((l, c), u)| *l += g * (c - u));
+            maxes.push((2, u_max));
+        }
+
+        // choose a code and its confidence for every masked cell
+        let mut confs = Vec::with_capacity(masked_cells.len());
+        for (j, &cell) in masked_cells.iter().enumerate() {
+            let row = &logits[j * k..(j + 1) * k];
+            let pick = choose(row, settings.temperature, &mut rng);
+            let mut conf = log_softmax_at(row, pick).max(1e-20f32.ln());
+            if settings.temperature > 0.0 {
+                conf += settings.temperature * gumbel(&mut rng);
+            }
+            confs.push(conf);
+            guess[cell] = pick as u32;
+            cells[cell] = Some(pick as u32);
+        }
+        // re-mask the `keep` least confident: exactly those below the keep-th smallest
+        let mut sorted = confs.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let cut = sorted[keep.min(sorted.len() - 1)];
+        for (j, &cell) in masked_cells.iter().enumerate() {
+            if confs[j] < cut {
+                cells[cell] = None;
+            }
+        }
+
+        // choose what the next (partial) step recomputes
+        if let Some(cs) = settings.cache {
+            if s + 1 < total && !is_full_step(s + 1, total, cs.warmup_ratio, cs.refresh_interval) {
+                let q = (1.0 - cs.ratio) as f32;
+                for (which, m) in maxes {
+                    let Some(m) = m else { continue };
+                    let thr = quantile(&m, q);
+                    let idx: Vec<usize> = (0..m.len()).filter(|&i| m[i] <= thr).collect();
+                    let b = match which {
+                        0 => Some(&mut cond),
+                        1 => text_free.as_mut(),
+                        _ => image_free.as_mut(),
+                    };
+                    if let Some(b) = b {
+                        b.recompute = idx;
+                    }
+                }
+            }
+        }
+
+        let unmasked = cells.iter().filter(|c| c.is_some()).count();
+        control.image_step(&ImageStep { step: s, total, cells: &cells, guess: &guess, unmasked });
+    }
+    if cells.iter().any(|c| c.is_none()) {
+        return Err(Error::invalid("sampler ended with masked cells left (too few steps?)"));
+    }
+    Ok(CodeGrid { height: layout.height, width: layout.width, codes: cells.into_iter().map(|c| c.unwrap_or(0)).collect() })
+}
+
+
+/// `log(softmax(row)[i])`.
+fn log_softmax_at(row: &[f32], i: usize) -> f32 {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&v| (v - m).exp()).sum();
+    ((row[i] - m).exp() / sum).ln()
+}

@@ -1,0 +1,120 @@
+//! LLaDA's semi-autoregressive text sampler for understanding answers (spec
+//! section 7): blocks of masked positions unmasked by confidence, stopping once
+//! the answer has ended.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::layout::TextLayout;
+use super::schedule::text_block_schedule;
+use super::pick::choose;
+use super::Control;
+use crate::bundle::SpecialTokens;
+use crate::error::{Error, Result};
+use crate::model::Llada;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSettings {
+    /// Total steps over all blocks (a multiple of the number of blocks).
+    pub steps: usize,
+    pub block_length: usize,
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+impl Default for TextSettings {
+    fn default() -> Self {
+        Self { steps: 32, block_length: 32, temperature: 0.0, seed: 0 }
+    }
+}
+
+pub struct TextStep<'a> {
+    pub step: usize,
+    pub total: usize,
+    /// The answer region: `Some(id)` decided, `None` still masked.
+    pub answer: &'a [Option<u32>],
+}
+
+/// The answer: ids before the first `answer_end`, masks dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub ids: Vec<u32>,
+}
+
+pub fn answer_ids(region: &[Option<u32>], special: &SpecialTokens) -> Vec<u32> {
+    region.iter().take_while(|t| **t != Some(special.answer_end)).filter_map(|t| *t).collect()
+}
+
+pub fn sample_text(
+    llada: &Llada,
+    special: &SpecialTokens,
+    layout: &TextLayout,
+    settings: &TextSettings,
+    control: &mut dyn Control,
+) -> Result<Answer> {
+    let (g, b) = (layout.gen_length, settings.block_length);
+    if b == 0 || g % b != 0 {
+        return Err(Error::invalid(format!("gen_length {g} must be a multiple of block_length {b}")));
+    }
+    let blocks = g / b;
+    if settings.steps == 0 || settings.steps % blocks != 0 {
+        return Err(Error::invalid(format!(
+            "steps {} must be a positive multiple of the number of blocks {blocks} (gen_length / block_length)",
+            settings.steps
+        )));
+    }
+    if !settings.temperature.is_finite() || settings.temperature < 0.0 {
+        return Err(Error::invalid("temperature must be a finite number >= 0"));
+    }
+    let per_block = settings.steps / blocks;
+    let start = layout.answer_start;
+    let mut x = layout.seq.clone();
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let mut step = 0;
+    let region = |x: &[u32]| -> Vec<Option<u32>> {
+        x[start..start + g].iter().map(|&t| (t != special.mask).then_some(t)).collect()
+    };
+
+    for blk in 0..blocks {
+        let (lo, hi) = (start + blk * b, start + (blk + 1) * b);
+        let n_masked = x[lo..hi].iter().filter(|&&t| t == special.mask).count();
+        for count in text_block_schedule(n_masked, per_block) {
+            if control.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            // only masked positions inside this block can be chosen
+            let rows: Vec<usize> = (start..hi).filter(|&i| x[i] == special.mask).collect();
+            if count > 0 && !rows.is_empty() {
+                let h = llada.hidden(&x)?;
+                let logits = llada.head(&h, Some(&rows), 0..llada.config().vocab)?;
+                let v = logits.dim(1)?;
+                let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+                let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(rows.len());
+                for (j, &pos) in rows.iter().enumerate() {
+                    let row = &flat[j * v..(j + 1) * v];
+                    let pick = choose(row, settings.temperature, &mut rng);
+                    cands.push((prob_f64(row, pick), pos, pick as u32));
+                }
+                cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                for &(_, pos, tok) in cands.iter().take(count) {
+                    x[pos] = tok;
+                }
+            }
+            control.text_step(&TextStep { step, total: settings.steps, answer: &region(&x) });
+            step += 1;
+        }
+        let done = x[start..hi].iter().any(|&t| t == special.answer_end || t == special.eos);
+        if done {
+            break;
+        }
+    }
+    Ok(Answer { ids: answer_ids(&region(&x), special) })
+}
+
+
+/// `softmax(row)[i]` in f64, as the reference computes confidences.
+fn prob_f64(row: &[f32], i: usize) -> f64 {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+    (row[i] as f64 - m).exp() / sum
+}
