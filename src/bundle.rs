@@ -326,3 +326,26 @@ impl Bundle {
         })
     }
 }
+
+/// Folder name of the embedded default model under `models/`.
+pub const EMBEDDED_MODEL: &str = "unmask-shapes";
+
+/// Where the embedded default model is: `$UNMASK_MODEL`, else `models/unmask-shapes`
+/// next to the executable or up to three folders above it (a cargo build's
+/// `target/release`), else in the source tree this binary was built from.
+pub fn default_model_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("UNMASK_MODEL") {
+        return Some(PathBuf::from(p));
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        let mut dir = exe.parent().map(Path::to_path_buf);
+        for _ in 0..4 {
+            let Some(d) = dir else { break };
+            candidates.push(d.join("models").join(EMBEDDED_MODEL));
+            dir = d.parent().map(Path::to_path_buf);
+        }
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(EMBEDDED_MODEL));
+    candidates.into_iter().find(|c| c.join("config.json").is_file())
+}

@@ -14,6 +14,7 @@ pub mod mask;
 pub mod model;
 pub mod sampler;
 pub mod tasks;
+pub mod worker;
 
 pub use bundle::{Bundle, SpecialTokens};
 pub use engine::{DeviceChoice, Engine, ModelInfo};

@@ -61,6 +61,8 @@ pub trait Progress: Control {
     /// Called after each image step with the grid state; the implementation
     /// decides whether to decode a preview (see [`preview`]).
     fn image_preview(&mut self, _engine: &Engine, _state: &PreviewState<'_>) {}
+    /// Called after each text step; the answer so far is `answer_ids(step.answer)`.
+    fn text_preview(&mut self, _engine: &Engine, _step: &sampler::TextStep<'_>) {}
 }
 
 /// What a preview needs: the step's cells and guesses plus, for inpainting,
@@ -236,7 +238,8 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             let input = fit_input(image, *fit, factor, ASK_AREA)?;
             let grid = engine.vq.encode(&image_io::to_rgb(&input))?;
             let layout = prompter.understanding(question, &grid, *gen_length)?;
-            let answer = sampler::sample_text(&engine.llada, &engine.special, &layout, settings, progress)?;
+            let mut bridge = Bridge { engine, inner: progress, original: None, height: 0, width: 0 };
+            let answer = sampler::sample_text(&engine.llada, &engine.special, &layout, settings, &mut bridge)?;
             Ok(Output::Answer { text: decode_text(engine, &answer.ids)?, ids: answer.ids })
         }
     }
@@ -246,8 +249,39 @@ pub fn decode_text(engine: &Engine, ids: &[u32]) -> Result<String> {
     engine.tokenizer.decode(ids, true).map_err(|e| Error::invalid(format!("tokenizer: {e}")))
 }
 
-/// Runs the image sampler, handing each step to [`Progress::image_preview`]
-/// with what a preview needs.
+/// Hands each sampler step to the job's [`Progress`] with what a preview needs.
+struct Bridge<'a, 'b> {
+    engine: &'a Engine,
+    inner: &'b mut dyn Progress,
+    original: Option<(&'a RgbImage, &'a GrayImage)>,
+    height: usize,
+    width: usize,
+}
+
+impl Control for Bridge<'_, '_> {
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+    fn image_step(&mut self, s: &sampler::ImageStep<'_>) {
+        self.inner.image_step(s);
+        let state = PreviewState {
+            step: s.step,
+            total: s.total,
+            unmasked: s.unmasked,
+            height: self.height,
+            width: self.width,
+            cells: s.cells,
+            guess: s.guess,
+            original: self.original,
+        };
+        self.inner.image_preview(self.engine, &state);
+    }
+    fn text_step(&mut self, s: &sampler::TextStep<'_>) {
+        self.inner.text_step(s);
+        self.inner.text_preview(self.engine, s);
+    }
+}
+
 fn sample_with_previews(
     engine: &Engine,
     layout: &sampler::ImageLayout,
@@ -255,32 +289,6 @@ fn sample_with_previews(
     original: Option<(&RgbImage, &GrayImage)>,
     progress: &mut dyn Progress,
 ) -> Result<CodeGrid> {
-    struct Bridge<'a, 'b> {
-        engine: &'a Engine,
-        inner: &'b mut dyn Progress,
-        original: Option<(&'a RgbImage, &'a GrayImage)>,
-        height: usize,
-        width: usize,
-    }
-    impl Control for Bridge<'_, '_> {
-        fn cancelled(&self) -> bool {
-            self.inner.cancelled()
-        }
-        fn image_step(&mut self, s: &sampler::ImageStep<'_>) {
-            self.inner.image_step(s);
-            let state = PreviewState {
-                step: s.step,
-                total: s.total,
-                unmasked: s.unmasked,
-                height: self.height,
-                width: self.width,
-                cells: s.cells,
-                guess: s.guess,
-                original: self.original,
-            };
-            self.inner.image_preview(self.engine, &state);
-        }
-    }
     let mut bridge = Bridge { engine, inner: progress, original, height: layout.height, width: layout.width };
     sampler::sample_image(&engine.llada, &engine.special, layout, settings, &mut bridge)
 }

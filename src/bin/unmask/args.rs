@@ -1,0 +1,180 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "unmask", version, about = "Lumina-DiMOO image generation, retouching, editing and understanding")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check a model bundle and print a summary
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Encode an image to VQ codes (CODES.json)
+    Encode {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long)]
+        tokens_out: PathBuf,
+        #[arg(long, value_enum, default_value_t = FitArg::Native)]
+        fit: FitArg,
+    },
+    /// Decode VQ codes (CODES.json) to a PNG
+    Decode {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Text to image
+    Generate {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        prompt: String,
+        /// Width in pixels (multiple of the VQ factor); default from the bundle, else 1024
+        #[arg(long)]
+        width: Option<usize>,
+        #[arg(long)]
+        height: Option<usize>,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Regenerate the white part of a mask (inpaint, outpaint, retouch)
+    Inpaint {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        image: PathBuf,
+        /// PNG the size of the image; white = regenerate
+        #[arg(long)]
+        mask: PathBuf,
+        /// The image's own codes (CODES.json) when the model made it: kept cells stay bit-identical
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// Grow the region by this many token cells
+        #[arg(long, default_value_t = 0)]
+        grow: usize,
+        /// Blend band inside the region's edge, in pixels (default: half a cell)
+        #[arg(long)]
+        feather: Option<f32>,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Edit an image by instruction
+    Edit {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long, value_enum, default_value_t = FitArg::Auto)]
+        fit: FitArg,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Answer a question about an image
+    Ask {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long)]
+        question: String,
+        #[arg(long, value_enum, default_value_t = FitArg::Auto)]
+        fit: FitArg,
+        /// Answer positions
+        #[arg(long, default_value_t = 64)]
+        gen_length: usize,
+        #[arg(long, default_value_t = 32)]
+        block_length: usize,
+        #[arg(long, default_value_t = 32)]
+        steps: usize,
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print {"answer": ..., "answer_ids": [...]}
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Model bundle folder (default: the embedded model)
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// cpu, cuda or auto
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Args)]
+pub struct SamplingArgs {
+    /// Sampling steps (default from the bundle, else 64)
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Text guidance scale (default 4; edit 2.5)
+    #[arg(long)]
+    pub cfg: Option<f32>,
+    /// Image guidance scale (edit only; default 4)
+    #[arg(long)]
+    pub cfg_img: Option<f32>,
+    /// 0 = greedy; default 1
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Random seed (default: a fresh one, printed)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Turn on the ML-Cache
+    #[arg(long)]
+    pub cache: bool,
+    #[arg(long, default_value_t = 0.9)]
+    pub cache_ratio: f64,
+    #[arg(long, default_value_t = 0.3)]
+    pub warmup_ratio: f64,
+    #[arg(long, default_value_t = 5)]
+    pub refresh_interval: usize,
+}
+
+#[derive(Args)]
+pub struct OutArgs {
+    /// Output PNG
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the result's VQ codes
+    #[arg(long)]
+    pub tokens_out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FitArg {
+    Auto,
+    Native,
+    Bucket,
+}

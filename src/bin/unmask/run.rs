@@ -1,0 +1,229 @@
+//! What each subcommand does.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use unmask::bundle::{default_model_dir, Bundle};
+use unmask::engine::{load_tokenizer, load_vq, DeviceChoice, Engine, ModelInfo};
+use unmask::error::{Error, Result};
+use unmask::image_io::{self, Fit};
+use unmask::sampler::{CacheSettings, Control, ImageSettings, ImageStep, TextSettings, TextStep};
+use unmask::tasks::{self, FitMode, Job, Output, Progress};
+use unmask::codes;
+
+use crate::args::{Cli, Command, FitArg, ModelArgs, OutArgs, SamplingArgs};
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info { model, json } => info(&model, json),
+        Command::Encode { model, image, tokens_out, fit } => {
+            let dir = model_dir(&model)?;
+            let bundle = Bundle::open(&dir)?;
+            let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
+            let img = image_io::open_rgb(&image)?;
+            let fit = match fit {
+                FitArg::Bucket => Fit::Bucket { area: tasks::EDIT_AREA },
+                _ => Fit::Native,
+            };
+            let img = image_io::fit(&img, fit, vq.factor())?;
+            let grid = vq.encode(&image_io::to_rgb(&img))?;
+            codes::write(&tokens_out, &grid)?;
+            eprintln!("{}x{} px -> {} x {} codes in {}", img.width(), img.height(), grid.height, grid.width, tokens_out.display());
+            Ok(())
+        }
+        Command::Decode { model, tokens, out } => {
+            let dir = model_dir(&model)?;
+            let bundle = Bundle::open(&dir)?;
+            let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
+            let grid = codes::read(&tokens, bundle.vq_config.num_vq_embeddings)?;
+            let img = image_io::from_rgb(&vq.decode(&grid)?);
+            image_io::save_png(&out, &img, None)?;
+            eprintln!("{} x {} codes -> {}x{} px in {}", grid.height, grid.width, img.width(), img.height(), out.display());
+            Ok(())
+        }
+        Command::Generate { model, prompt, width, height, sampling, out } => {
+            let engine = load(&model)?;
+            let d = &engine.info;
+            let width = width.or(d.default_width).unwrap_or(1024);
+            let height = height.or(d.default_height).unwrap_or(1024);
+            let settings = image_settings(&engine, &sampling, false)?;
+            finish_image(&engine, Job::Generate { prompt, width, height, settings }, &out)
+        }
+        Command::Inpaint { model, prompt, image, mask, tokens, grow, feather, sampling, out } => {
+            let engine = load(&model)?;
+            let img = image_io::open_rgb(&image)?;
+            let m = image_io::open(&mask)?.to_luma8();
+            let codes = tokens.map(|t| codes::read(&t, engine.info.codebook_size)).transpose()?;
+            let feather = feather.unwrap_or(engine.info.vq_factor as f32 / 2.0);
+            let settings = image_settings(&engine, &sampling, false)?;
+            finish_image(&engine, Job::Inpaint { prompt, image: img, mask: m, codes, grow, feather, settings }, &out)
+        }
+        Command::Edit { model, prompt, image, fit, sampling, out } => {
+            let engine = load(&model)?;
+            let img = image_io::open_rgb(&image)?;
+            let settings = image_settings(&engine, &sampling, true)?;
+            finish_image(&engine, Job::Edit { instruction: prompt, image: img, fit: fit_mode(fit), settings }, &out)
+        }
+        Command::Ask { model, image, question, fit, gen_length, block_length, steps, temperature, seed, json } => {
+            let engine = load(&model)?;
+            let img = image_io::open_rgb(&image)?;
+            let settings = TextSettings { steps, block_length, temperature, seed };
+            let job = Job::Ask { question, image: img, fit: fit_mode(fit), gen_length, settings };
+            let mut p = Bar::new(steps, "answering");
+            let out = tasks::run(&engine, &job, &mut p);
+            p.bar.finish_and_clear();
+            let Output::Answer { text, ids } = out? else { return Err(Error::invalid("unexpected output")) };
+            if json {
+                println!("{}", serde_json::json!({ "answer": text, "answer_ids": ids }));
+            } else {
+                println!("{text}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn fit_mode(f: FitArg) -> FitMode {
+    match f {
+        FitArg::Auto => FitMode::Auto,
+        FitArg::Native => FitMode::Native,
+        FitArg::Bucket => FitMode::Bucket,
+    }
+}
+
+fn device(m: &ModelArgs) -> Result<DeviceChoice> {
+    match m.device.as_str() {
+        "auto" => Ok(DeviceChoice::Auto),
+        "cpu" => Ok(DeviceChoice::Cpu),
+        "cuda" => Ok(DeviceChoice::Cuda(0)),
+        other => Err(Error::invalid(format!("--device {other}: use cpu, cuda or auto"))),
+    }
+}
+
+fn model_dir(m: &ModelArgs) -> Result<PathBuf> {
+    match &m.model {
+        Some(p) => Ok(p.clone()),
+        None => default_model_dir()
+            .ok_or_else(|| Error::invalid("no --model given and the embedded model was not found: pass --model DIR")),
+    }
+}
+
+fn load(m: &ModelArgs) -> Result<Engine> {
+    Engine::load(model_dir(m)?, device(m)?)
+}
+
+fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<ImageSettings> {
+    let d = &engine.info;
+    let seed = s.seed.unwrap_or_else(|| {
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_nanos() as u64).unwrap_or(0) % 1_000_000_000;
+        eprintln!("seed {seed}");
+        seed
+    });
+    let settings = ImageSettings {
+        steps: s.steps.or(d.default_steps).unwrap_or(64),
+        cfg: s.cfg.unwrap_or(if edit { 2.5 } else { d.default_cfg.unwrap_or(4.0) }),
+        cfg_img: if edit { s.cfg_img.unwrap_or(4.0) } else { s.cfg_img.unwrap_or(0.0) },
+        temperature: s.temperature.unwrap_or(1.0),
+        seed,
+        cache: s.cache.then_some(CacheSettings {
+            ratio: s.cache_ratio,
+            warmup_ratio: s.warmup_ratio,
+            refresh_interval: s.refresh_interval,
+        }),
+    };
+    settings.check()?;
+    Ok(settings)
+}
+
+fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
+    check_writable(&out.out)?;
+    let total = match &job {
+        Job::Generate { settings, .. } | Job::Inpaint { settings, .. } | Job::Edit { settings, .. } => settings.steps,
+        Job::Ask { settings, .. } => settings.steps,
+    };
+    let mut p = Bar::new(total, job.kind());
+    let started = std::time::Instant::now();
+    let result = tasks::run(engine, &job, &mut p);
+    p.bar.finish_and_clear();
+    let Output::Image { image, codes: grid, parameters } = result? else {
+        return Err(Error::invalid("unexpected output"));
+    };
+    image_io::save_png(&out.out, &image, Some(&parameters))?;
+    if let Some(t) = &out.tokens_out {
+        codes::write(t, &grid)?;
+    }
+    eprintln!("{} in {:.2}s -> {}", job.kind(), started.elapsed().as_secs_f64(), out.out.display());
+    Ok(())
+}
+
+/// Fails before the (possibly long) run when the output folder is missing.
+fn check_writable(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "output folder does not exist")));
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal. Ctrl-C ends the process;
+/// outputs are written atomically, so nothing is left half-written.
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    fn new(total: usize, what: &str) -> Self {
+        let bar = if std::io::stderr().is_terminal() { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("{msg:10} [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(what.to_string());
+        Self { bar }
+    }
+}
+
+impl Control for Bar {
+    fn image_step(&mut self, s: &ImageStep<'_>) {
+        self.bar.set_position(s.step as u64 + 1);
+    }
+    fn text_step(&mut self, s: &TextStep<'_>) {
+        self.bar.set_position(s.step as u64 + 1);
+    }
+}
+
+impl Progress for Bar {}
+
+fn info(m: &ModelArgs, json: bool) -> Result<()> {
+    let dir = model_dir(m)?;
+    let bundle = Bundle::open(&dir)?;
+    let tok = load_tokenizer(&bundle.tokenizer)?;
+    // the VQ-VAE is small: loading it checks every one of its tensors
+    let dev = device(m)?.resolve()?;
+    load_vq(&bundle, &dev)?;
+    let compute = if dev.is_cuda() { candle_core::DType::BF16 } else { candle_core::DType::F32 };
+    let info = ModelInfo::from_bundle(&bundle, tok.get_vocab_size(true), &dev, compute);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info).unwrap_or_default());
+        return Ok(());
+    }
+    let s = &info.special_tokens;
+    println!("model       {} ({})", info.name, info.path);
+    println!("parameters  {} ({:.3} B)", info.parameters, info.parameters as f64 / 1e9);
+    println!("stored      {} in {} shard(s); runs in {} on {}", info.stored_dtype, bundle.weight_files.len(), info.compute_dtype, info.device);
+    println!(
+        "transformer d_model {}, {} layers, {} heads ({} kv), MLP {}",
+        info.d_model, info.n_layers, info.n_heads, info.n_kv_heads, info.mlp_hidden
+    );
+    println!("vocab       {} logits = {} text + {} image codes (tokenizer: {})", info.vocab, info.text_vocab, info.codebook_size, info.tokenizer_vocab);
+    println!("vq-vae      factor {}, channels {:?}, codebook {}", info.vq_factor, info.vq_block_out_channels, bundle.vq_config.num_vq_embeddings);
+    println!(
+        "special     mask {} newline {} boi {} eoi {} uncond {} answer {}/{} eos {} bos {} image_offset {}{}",
+        s.mask, s.newline, s.boi, s.eoi, s.uncondition, s.answer_start, s.answer_end, s.eos, s.bos, s.image_offset,
+        if bundle.custom_tokens { " (unmask.json)" } else { " (released ids)" }
+    );
+    Ok(())
+}
+

@@ -1,0 +1,147 @@
+//! Each task once through the `unmask` binary with its documented flags,
+//! checked against the golden cases.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn unmask(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_unmask")).args(args).output().expect("run unmask");
+    assert!(out.status.success(), "unmask {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn codes_of(path: &Path) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["codes"].clone()
+}
+
+fn worst_png_diff(a: &Path, b: &Path) -> i32 {
+    let a = image::open(a).unwrap().to_rgb8();
+    let b = image::open(b).unwrap().to_rgb8();
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as i32 - *y as i32).abs()).max().unwrap()
+}
+
+fn model() -> String {
+    common::fixture_model().to_str().unwrap().to_string()
+}
+
+#[test]
+fn info_prints_a_correct_summary() {
+    let out = unmask(&["info", "--model", &model()]);
+    for want in ["133184", "F32", "d_model 64, 2 layers, 4 heads", "398 logits = 334 text + 64 image", "factor 4", "mask 323"] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&unmask(&["info", "--model", &model(), "--json"])).unwrap();
+    assert_eq!(json["vocab"], 398);
+    assert_eq!(json["special_tokens"]["image_offset"], 334);
+    assert_eq!(json["vq_factor"], 4);
+}
+
+#[test]
+fn encode_then_decode_gives_golden_png() {
+    let dir = common::scratch("cli-vq");
+    let codes = dir.join("codes.json");
+    let out = dir.join("out.png");
+    let input = common::case("input.png");
+    unmask(&["encode", "--model", &model(), "--image", input.to_str().unwrap(), "--tokens-out", codes.to_str().unwrap()]);
+    unmask(&["decode", "--model", &model(), "--tokens", codes.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(worst_png_diff(&out, &common::case("vq_decoded.png")) <= 1);
+}
+
+fn generate_case(name: &str, extra: &[&str]) {
+    let cases = common::cases_json();
+    let case = &cases[name];
+    let dir = common::scratch(&format!("cli-{name}"));
+    let (png, codes) = (dir.join("o.png"), dir.join("c.json"));
+    let steps = case["steps"].to_string();
+    let cfg = case["cfg"].to_string();
+    let mut args = vec![
+        "generate", "--model", &model(), "--prompt", case["prompt"].as_str().unwrap(), "--width", "40", "--height", "24",
+        "--steps", &steps, "--cfg", &cfg, "--temperature", "0", "--seed", "0",
+        "--out", png.to_str().unwrap(), "--tokens-out", codes.to_str().unwrap(),
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    unmask(&refs);
+    assert_eq!(codes_of(&codes), case["codes"], "{name} codes");
+    assert!(worst_png_diff(&png, &common::case(case["png"].as_str().unwrap())) <= 1);
+    let params = unmask::image_io::png_parameters(&std::fs::read(&png).unwrap()).expect("parameters chunk");
+    assert!(params.starts_with(case["prompt"].as_str().unwrap()), "{params}");
+    assert!(params.contains(&format!("Steps: {steps}")) && params.contains("Seed: 0") && params.contains("Size: 40x24"), "{params}");
+}
+
+
+#[test]
+fn generate_t2i() {
+    generate_case("t2i", &[]);
+}
+
+#[test]
+fn generate_t2i_nocfg() {
+    generate_case("t2i_nocfg", &[]);
+}
+
+#[test]
+fn generate_t2i_cache() {
+    generate_case("t2i_cache", &["--cache", "--cache-ratio", "0.7", "--warmup-ratio", "0.3", "--refresh-interval", "3"]);
+}
+
+#[test]
+fn inpaint_case() {
+    let cases = common::cases_json();
+    let case = &cases["inpaint"];
+    let dir = common::scratch("cli-inpaint");
+    let (png, codes) = (dir.join("o.png"), dir.join("c.json"));
+    unmask(&[
+        "inpaint", "--model", &model(), "--prompt", case["prompt"].as_str().unwrap(),
+        "--image", common::case("input.png").to_str().unwrap(), "--mask", common::case("mask.png").to_str().unwrap(),
+        "--steps", "5", "--cfg", "4", "--temperature", "0", "--seed", "0", "--feather", "0",
+        "--out", png.to_str().unwrap(), "--tokens-out", codes.to_str().unwrap(),
+    ]);
+    assert_eq!(codes_of(&codes), case["codes"]);
+    // outside the mask the output is the input, pixel for pixel
+    let out = image::open(&png).unwrap().to_rgb8();
+    let input = image::open(common::case("input.png")).unwrap().to_rgb8();
+    let mask = image::open(common::case("mask.png")).unwrap().to_luma8();
+    for (x, y, m) in mask.enumerate_pixels() {
+        if m[0] == 0 {
+            assert_eq!(out.get_pixel(x, y), input.get_pixel(x, y));
+        }
+    }
+}
+
+#[test]
+fn edit_case() {
+    let cases = common::cases_json();
+    let case = &cases["edit"];
+    let dir = common::scratch("cli-edit");
+    let (png, codes) = (dir.join("o.png"), dir.join("c.json"));
+    unmask(&[
+        "edit", "--model", &model(), "--prompt", case["prompt"].as_str().unwrap(),
+        "--image", common::case("input.png").to_str().unwrap(), "--fit", "native",
+        "--steps", "5", "--cfg", "2.5", "--cfg-img", "4", "--temperature", "0", "--seed", "0",
+        "--out", png.to_str().unwrap(), "--tokens-out", codes.to_str().unwrap(),
+    ]);
+    assert_eq!(codes_of(&codes), case["codes"]);
+    assert!(worst_png_diff(&png, &common::case("edit.png")) <= 1);
+}
+
+#[test]
+fn ask_case_json() {
+    let cases = common::cases_json();
+    let case = &cases["mmu"];
+    let out = unmask(&[
+        "ask", "--model", &model(), "--image", common::case("input.png").to_str().unwrap(),
+        "--question", case["question"].as_str().unwrap(), "--gen-length", "16", "--block-length", "8", "--steps", "8",
+        "--temperature", "0", "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["answer"], case["answer"]);
+    assert_eq!(v["answer_ids"], case["answer_ids"]);
+}
