@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod config;
 pub mod llada;
+pub mod random;
 pub mod vq;
 
 pub use cache::BranchCache;

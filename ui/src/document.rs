@@ -1,0 +1,199 @@
+//! The open image and everything a user can lose: its versions (the history
+//! strip), the painted mask, and the undo/redo stack over both. Pure state.
+
+use std::path::PathBuf;
+
+use image::{GrayImage, RgbImage};
+use unmask::model::CodeGrid;
+
+use crate::mask_paint::Dirty;
+
+/// One image in the history strip.
+#[derive(Clone)]
+pub struct Version {
+    pub image: RgbImage,
+    /// The model's codes when the model made this image (retouching it again
+    /// then needs no VQ round trip).
+    pub codes: Option<CodeGrid>,
+    pub label: String,
+    /// The `parameters` text of the run that made it.
+    pub parameters: Option<String>,
+    /// Seed and settings of that run, to reuse.
+    pub seed: Option<u64>,
+}
+
+#[derive(Clone)]
+enum Action {
+    /// A mask edit; holds the mask before it.
+    Mask { before: GrayImage },
+    /// A switch of the current version (a new result or a pick from the strip).
+    Select { from: usize, to: usize, mask_before: GrayImage },
+}
+
+/// Undo keeps this many steps (masks are full copies).
+const UNDO_LIMIT: usize = 64;
+
+pub struct Document {
+    pub path: Option<PathBuf>,
+    pub versions: Vec<Version>,
+    pub current: usize,
+    pub mask: GrayImage,
+    undo: Vec<Action>,
+    redo: Vec<Action>,
+    /// Changes since the last save.
+    pub dirty: bool,
+    /// Bumped on every change so views know to refresh textures.
+    pub revision: u64,
+}
+
+impl Document {
+    pub fn new(image: RgbImage, path: Option<PathBuf>, label: &str) -> Self {
+        let mask = GrayImage::new(image.width(), image.height());
+        Self {
+            path,
+            versions: vec![Version { image, codes: None, label: label.into(), parameters: None, seed: None }],
+            current: 0,
+            mask,
+            undo: Vec::new(),
+            redo: Vec::new(),
+            dirty: false,
+            revision: 0,
+        }
+    }
+
+    pub fn image(&self) -> &RgbImage {
+        &self.versions[self.current].image
+    }
+
+    pub fn version(&self) -> &Version {
+        &self.versions[self.current]
+    }
+
+    pub fn original(&self) -> &RgbImage {
+        &self.versions[0].image
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        self.image().dimensions()
+    }
+
+    fn push(&mut self, a: Action) {
+        self.undo.push(a);
+        if self.undo.len() > UNDO_LIMIT {
+            self.undo.remove(0);
+        }
+        self.redo.clear();
+        self.revision += 1;
+    }
+
+    /// Call before a mask edit (one stroke = one undo step).
+    pub fn begin_mask_edit(&mut self) {
+        let before = self.mask.clone();
+        self.push(Action::Mask { before });
+    }
+
+    /// Applies a mask tool as one undoable step.
+    pub fn edit_mask(&mut self, f: impl FnOnce(&mut GrayImage) -> Dirty) -> Dirty {
+        self.begin_mask_edit();
+        let d = f(&mut self.mask);
+        self.revision += 1;
+        d
+    }
+
+    /// Adds a result as a new version and makes it current; the mask is kept
+    /// so the same region can be retouched again.
+    pub fn add_version(&mut self, v: Version) {
+        let (w, h) = v.image.dimensions();
+        self.versions.push(v);
+        let to = self.versions.len() - 1;
+        let from = self.current;
+        let mask_before = self.mask.clone();
+        self.push(Action::Select { from, to, mask_before });
+        self.current = to;
+        if self.mask.dimensions() != (w, h) {
+            self.mask = GrayImage::new(w, h);
+        }
+        self.dirty = true;
+    }
+
+    /// Makes version `to` current (from the history strip), undoably.
+    pub fn select(&mut self, to: usize) {
+        if to >= self.versions.len() || to == self.current {
+            return;
+        }
+        let mask_before = self.mask.clone();
+        self.push(Action::Select { from: self.current, to, mask_before });
+        self.current = to;
+        let (w, h) = self.versions[to].image.dimensions();
+        if self.mask.dimensions() != (w, h) {
+            self.mask = GrayImage::new(w, h);
+        }
+        self.dirty = true;
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    pub fn undo(&mut self) -> bool {
+        let Some(a) = self.undo.pop() else { return false };
+        let inverse = self.apply_inverse(a);
+        self.redo.push(inverse);
+        self.revision += 1;
+        true
+    }
+
+    pub fn redo(&mut self) -> bool {
+        let Some(a) = self.redo.pop() else { return false };
+        let inverse = self.apply_inverse(a);
+        self.undo.push(inverse);
+        self.revision += 1;
+        true
+    }
+
+    /// Restores the state an action recorded and returns the action that
+    /// would restore the state it replaced.
+    fn apply_inverse(&mut self, a: Action) -> Action {
+        match a {
+            Action::Mask { before } => {
+                let now = std::mem::replace(&mut self.mask, before);
+                Action::Mask { before: now }
+            }
+            Action::Select { from, to, mask_before } => {
+                let now_mask = std::mem::replace(&mut self.mask, mask_before);
+                self.current = from;
+                self.dirty = true;
+                Action::Select { from: to, to: from, mask_before: now_mask }
+            }
+        }
+    }
+
+    pub fn mask_is_empty(&self) -> bool {
+        self.mask.pixels().all(|p| p[0] == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undo_restores_image_and_mask_and_redo_reapplies() {
+        let mut d = Document::new(RgbImage::new(8, 8), None, "original");
+        d.edit_mask(|m| crate::mask_paint::rectangle(m, (0.0, 0.0), (4.0, 4.0), false));
+        let painted = d.mask.clone();
+        d.add_version(Version { image: RgbImage::from_pixel(8, 8, image::Rgb([9, 9, 9])), codes: None, label: "r".into(), parameters: None, seed: None });
+        assert_eq!(d.current, 1);
+        assert!(d.undo());
+        assert_eq!(d.current, 0);
+        assert_eq!(d.mask, painted);
+        assert!(d.undo());
+        assert!(d.mask_is_empty());
+        assert!(d.redo());
+        assert!(d.redo());
+        assert_eq!(d.current, 1);
+    }
+}

@@ -1,0 +1,89 @@
+//! Settings that persist between runs, as JSON in the user's config folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub steps: usize,
+    pub cfg: f32,
+    pub cfg_img: f32,
+    pub temperature: f32,
+    pub seed: u64,
+    /// A new seed for every run (the one used is recorded with the version).
+    pub random_seed: bool,
+    pub variants: usize,
+    pub cache: bool,
+    pub cache_ratio: f64,
+    pub warmup_ratio: f64,
+    pub refresh_interval: usize,
+    /// Feather band in pixels.
+    pub feather: f32,
+    /// Grow the region by this many cells.
+    pub grow: usize,
+    pub brush_size: f32,
+    pub show_cells: bool,
+    pub sketch_width: usize,
+    pub sketch_height: usize,
+    pub model_dir: Option<PathBuf>,
+    pub recent_files: Vec<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            steps: 16,
+            cfg: 4.0,
+            cfg_img: 4.0,
+            temperature: 1.0,
+            seed: 0,
+            random_seed: true,
+            variants: 1,
+            cache: false,
+            cache_ratio: 0.9,
+            warmup_ratio: 0.3,
+            refresh_interval: 5,
+            feather: 8.0,
+            grow: 0,
+            brush_size: 24.0,
+            show_cells: true,
+            sketch_width: 256,
+            sketch_height: 256,
+            model_dir: None,
+            recent_files: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// `$XDG_CONFIG_HOME/unmask/settings.json`, else `~/.config/unmask/settings.json`.
+    pub fn default_path() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("unmask").join("settings.json"))
+    }
+
+    /// Missing or unreadable settings fall back to the defaults.
+    pub fn load(path: &Path) -> Self {
+        std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(tmp, path)
+    }
+
+    pub fn add_recent(&mut self, p: &Path) {
+        self.recent_files.retain(|r| r != p);
+        self.recent_files.insert(0, p.to_path_buf());
+        self.recent_files.truncate(10);
+    }
+}
