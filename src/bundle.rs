@@ -62,6 +62,8 @@ pub struct BundleDefaults {
     pub steps: Option<usize>,
     pub cfg: Option<f32>,
     pub temperature: Option<f32>,
+    /// Answer positions for understanding.
+    pub gen_length: Option<usize>,
     pub name: Option<String>,
 }
 

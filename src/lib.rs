@@ -13,6 +13,7 @@ pub mod image_io;
 pub mod mask;
 pub mod model;
 pub mod sampler;
+pub mod shapes;
 pub mod tasks;
 pub mod worker;
 

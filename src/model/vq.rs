@@ -359,6 +359,22 @@ impl VqModel {
         Ok(CodeGrid { height: h, width: w, codes })
     }
 
+    /// Training hook: the pre-quantisation latent `[B, e, h, w]` of images
+    /// `[B, 3, H, W]` in [0, 1].
+    pub fn encode_latent(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.quant_conv.forward(&self.encoder.forward(x)?)
+    }
+
+    /// Training hook: pixels `[B, 3, H, W]` (unclipped) from latents `[B, e, h, w]`.
+    pub fn decode_latent(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+        self.decoder.forward(&self.post_quant_conv.forward(z)?)
+    }
+
+    /// The codebook `[K, e]`.
+    pub fn codebook(&self) -> &Tensor {
+        &self.codebook
+    }
+
     /// Codes -> pixels in [0, 1], `[H, W, 3]` f32.
     pub fn decode_f32(&self, grid: &CodeGrid) -> Result<Tensor> {
         let k = self.cfg.num_vq_embeddings;

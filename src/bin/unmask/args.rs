@@ -107,13 +107,15 @@ pub enum Command {
         question: String,
         #[arg(long, value_enum, default_value_t = FitArg::Auto)]
         fit: FitArg,
-        /// Answer positions
-        #[arg(long, default_value_t = 64)]
-        gen_length: usize,
-        #[arg(long, default_value_t = 32)]
-        block_length: usize,
-        #[arg(long, default_value_t = 32)]
-        steps: usize,
+        /// Answer positions (default from the bundle, else 64)
+        #[arg(long)]
+        gen_length: Option<usize>,
+        /// Block length of the text sampler (default: the whole answer, at most 32)
+        #[arg(long)]
+        block_length: Option<usize>,
+        /// Text sampler steps (default: one per answer position)
+        #[arg(long)]
+        steps: Option<usize>,
         #[arg(long, default_value_t = 0.0)]
         temperature: f32,
         #[arg(long, default_value_t = 0)]
@@ -121,6 +123,16 @@ pub enum Command {
         /// Print {"answer": ..., "answer_ids": [...]}
         #[arg(long)]
         json: bool,
+    },
+    /// Evaluate a shapes-world model on fresh scenes and print a table
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Scenes to draw (each runs every task once)
+        #[arg(long, default_value_t = 50)]
+        n: usize,
+        #[arg(long, default_value_t = 1000)]
+        seed: u64,
     },
 }
 

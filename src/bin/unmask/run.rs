@@ -17,6 +17,7 @@ use crate::args::{Cli, Command, FitArg, ModelArgs, OutArgs, SamplingArgs};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info { model, json } => info(&model, json),
+        Command::Eval { model, n, seed } => eval(&model, n, seed),
         Command::Encode { model, image, tokens_out, fit } => {
             let dir = model_dir(&model)?;
             let bundle = Bundle::open(&dir)?;
@@ -68,6 +69,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ask { model, image, question, fit, gen_length, block_length, steps, temperature, seed, json } => {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
+            let gen_length = gen_length.or(engine.bundle.defaults.gen_length).unwrap_or(64);
+            let block_length = block_length.unwrap_or(gen_length.min(32));
+            let steps = steps.unwrap_or(gen_length);
             let settings = TextSettings { steps, block_length, temperature, seed };
             let job = Job::Ask { question, image: img, fit: fit_mode(fit), gen_length, settings };
             let mut p = Bar::new(steps, "answering");
@@ -82,6 +86,15 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn eval(model: &ModelArgs, n: usize, seed: u64) -> Result<()> {
+    let engine = load(model)?;
+    let started = std::time::Instant::now();
+    let report = unmask::shapes::eval::evaluate(&engine, n, seed)?;
+    println!("{}", report.table());
+    eprintln!("{n} scenes in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 fn fit_mode(f: FitArg) -> FitMode {

@@ -1,0 +1,285 @@
+//! `unmask-train`: trains the embedded default model (VQ-VAE, then the LLaDA
+//! transformer) on the procedural shapes world and writes a bundle in the
+//! released layout. Deterministic from `--seed`; checkpoints after every
+//! chunk of steps, so an interrupted run resumes with `--resume`.
+
+mod data;
+mod lm;
+mod tokenizer;
+mod vq_train;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use clap::Parser;
+use unmask::model::LladaConfig;
+use unmask::sampler::Prompter;
+use unmask::{Error, Result};
+
+#[derive(Parser)]
+#[command(name = "unmask-train", about = "Train the embedded shapes model")]
+struct Args {
+    /// Bundle folder to write
+    #[arg(long, default_value = "models/unmask-shapes")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 600)]
+    vq_steps: usize,
+    #[arg(long, default_value_t = 16)]
+    vq_batch: usize,
+    #[arg(long, default_value_t = 1500)]
+    lm_steps: usize,
+    #[arg(long, default_value_t = 32)]
+    lm_batch: usize,
+    #[arg(long, default_value_t = 128)]
+    d_model: usize,
+    #[arg(long, default_value_t = 4)]
+    layers: usize,
+    /// Answer positions during training (and the bundle's default gen length)
+    #[arg(long, default_value_t = 8)]
+    gen_length: usize,
+    /// Continue from the checkpoints in OUT/checkpoints
+    #[arg(long)]
+    resume: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::invalid(e.to_string())
+}
+
+fn lm_config(a: &Args, text_vocab: usize, codebook: usize) -> LladaConfig {
+    LladaConfig {
+        d_model: a.d_model,
+        n_heads: 4,
+        n_kv_heads: 4,
+        head_dim: a.d_model / 4,
+        n_layers: a.layers,
+        mlp_hidden: a.d_model * 3,
+        vocab: text_vocab + codebook,
+        rope_theta: 10000.0,
+        rms_norm_eps: 1e-5,
+        weight_tying: false,
+    }
+}
+
+/// Warm-up then cosine decay.
+fn lr_at(step: usize, total: usize, peak: f64) -> f64 {
+    let warm = (total / 20).max(1);
+    if step < warm {
+        peak * (step + 1) as f64 / warm as f64
+    } else {
+        let t = (step - warm) as f64 / (total - warm).max(1) as f64;
+        peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+    }
+}
+
+struct Ckpt {
+    dir: PathBuf,
+}
+
+impl Ckpt {
+    fn path(&self, stage: &str) -> PathBuf {
+        self.dir.join(format!("{stage}.safetensors"))
+    }
+    fn step_path(&self, stage: &str) -> PathBuf {
+        self.dir.join(format!("{stage}.step"))
+    }
+    fn load(&self, stage: &str, varmap: &mut VarMap) -> Result<usize> {
+        let p = self.path(stage);
+        if !p.exists() {
+            return Ok(0);
+        }
+        varmap.load(&p).map_err(err)?;
+        let s = std::fs::read_to_string(self.step_path(stage)).unwrap_or_default();
+        Ok(s.trim().parse().unwrap_or(0))
+    }
+    fn save(&self, stage: &str, varmap: &VarMap, step: usize) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        varmap.save(self.path(stage)).map_err(err)?;
+        std::fs::write(self.step_path(stage), step.to_string()).map_err(|e| Error::io(self.step_path(stage), e))
+    }
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(a: Args) -> Result<()> {
+    let started = Instant::now();
+    let dev = Device::Cpu;
+    std::fs::create_dir_all(a.out.join("vqvae")).map_err(|e| Error::io(&a.out, e))?;
+    let ckpt = Ckpt { dir: a.out.join("checkpoints") };
+
+    // 1. tokenizer
+    let (tok, text_vocab) = tokenizer::build().map_err(err)?;
+    tokenizer::save(&tok, &a.out.join("tokenizer.json")).map_err(err)?;
+    let vq_cfg = vq_train::config();
+    let special = tokenizer::special_tokens(text_vocab, vq_cfg.num_vq_embeddings as u32);
+    eprintln!("tokenizer: {text_vocab} text tokens");
+
+    // 2. VQ-VAE
+    let mut vq_map = VarMap::new();
+    let vq = vq_train::build(&vq_map, &dev).map_err(err)?;
+    let vq_start = if a.resume { ckpt.load("vq", &mut vq_map)? } else { 0 };
+    if vq_start < a.vq_steps {
+        let mut opt = AdamW::new(vq_map.all_vars(), ParamsAdamW { lr: 2e-3, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
+        let t0 = Instant::now();
+        for s in vq_start..a.vq_steps {
+            opt.set_learning_rate(lr_at(s, a.vq_steps, 2e-3));
+            let mut rng = vq_train::step_rng(a.seed, 1, s);
+            let scenes = vq_train::scenes(&mut rng, a.vq_batch);
+            let refs: Vec<_> = scenes.iter().collect();
+            let images = vq_train::batch_images(&refs, &dev).map_err(err)?;
+            let restart = s % 25 == 24 && s < a.vq_steps * 3 / 4;
+            let (rec, used) = vq_train::step(&vq, &mut opt, &vq_map, &images, &mut rng, restart).map_err(err)?;
+            if s % 25 == 0 || s + 1 == a.vq_steps {
+                eprintln!("vq step {s}/{}: recon mse {rec:.5}, codes used {used}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
+            }
+            if s % 100 == 99 {
+                ckpt.save("vq", &vq_map, s + 1)?;
+            }
+        }
+        ckpt.save("vq", &vq_map, a.vq_steps)?;
+    }
+    let vq_secs = started.elapsed().as_secs_f64();
+
+    // 3. transformer
+    let cfg = lm_config(&a, text_vocab as usize, vq_cfg.num_vq_embeddings);
+    let mut lm_map = VarMap::new();
+    lm::init(&lm_map, &cfg, &dev).map_err(err)?;
+    let lm_start = if a.resume { ckpt.load("lm", &mut lm_map)? } else { 0 };
+    let prompter = Prompter::new(&tok, special);
+    if lm_start < a.lm_steps {
+        let mut opt = AdamW::new(lm_map.all_vars(), ParamsAdamW { lr: 1e-3, weight_decay: 0.01, ..Default::default() }).map_err(err)?;
+        let weights = lm::Weights::from_varmap(&lm_map).map_err(err)?;
+        let t0 = Instant::now();
+        let (mut img_loss_avg, mut txt_loss_avg) = (0.0f32, 0.0f32);
+        for s in lm_start..a.lm_steps {
+            opt.set_learning_rate(lr_at(s, a.lm_steps, 1e-3));
+            let mut rng = vq_train::step_rng(a.seed, 2, s);
+            let plans: Vec<data::Plan> = (0..a.lm_batch).map(|_| data::Plan::random(&mut rng)).collect();
+            let scenes: Vec<_> = plans.iter().flat_map(|p| p.scenes()).collect();
+            let grids = vq_train::encode_scenes(&vq, &scenes, &dev).map_err(err)?;
+            let mut samples = Vec::with_capacity(plans.len());
+            let mut gi = 0;
+            for p in &plans {
+                let n = p.scenes().len();
+                samples.push(data::build(&prompter, p, &grids[gi..gi + n], a.gen_length, &mut rng)?);
+                gi += n;
+            }
+            let (li, lt) = lm_step(&weights, &cfg, &special, &samples, &mut opt, &dev).map_err(err)?;
+            img_loss_avg = if s == lm_start { li } else { 0.95 * img_loss_avg + 0.05 * li };
+            txt_loss_avg = if s == lm_start { lt } else { 0.95 * txt_loss_avg + 0.05 * lt };
+            if s % 25 == 0 || s + 1 == a.lm_steps {
+                let rate = (s + 1 - lm_start) as f64 / t0.elapsed().as_secs_f64();
+                eprintln!(
+                    "lm step {s}/{}: image loss {img_loss_avg:.3}, answer loss {txt_loss_avg:.3}, {:.0} s, eta {:.0} s",
+                    a.lm_steps,
+                    t0.elapsed().as_secs_f64(),
+                    (a.lm_steps - s - 1) as f64 / rate
+                );
+            }
+            if s % 100 == 99 {
+                ckpt.save("lm", &lm_map, s + 1)?;
+            }
+        }
+        ckpt.save("lm", &lm_map, a.lm_steps)?;
+    }
+    write_bundle(&a, &cfg, &special, &vq_map, &lm_map)?;
+    eprintln!("done in {:.0} s (VQ-VAE {:.0} s); bundle in {}", started.elapsed().as_secs_f64(), vq_secs, a.out.display());
+    Ok(())
+}
+
+/// One optimisation step over a padded batch; returns (image loss, answer loss).
+fn lm_step(w: &lm::Weights, cfg: &LladaConfig, sp: &unmask::SpecialTokens, samples: &[data::Sample], opt: &mut AdamW, dev: &Device) -> candle_core::Result<(f32, f32)> {
+    let t = samples.iter().map(|s| s.ids.len()).max().unwrap_or(1);
+    let b = samples.len();
+    let mut ids = Vec::with_capacity(b * t);
+    let mut bias = Vec::with_capacity(b * t);
+    let (mut img_rows, mut img_tgt, mut txt_rows, mut txt_tgt) = (vec![], vec![], vec![], vec![]);
+    for (i, s) in samples.iter().enumerate() {
+        for j in 0..t {
+            ids.push(*s.ids.get(j).unwrap_or(&sp.eos));
+            bias.push(if j < s.ids.len() { 0f32 } else { -1e9 });
+        }
+        for &(p, c) in &s.image_targets {
+            img_rows.push((i * t + p) as u32);
+            img_tgt.push(c);
+        }
+        for &(p, c) in &s.text_targets {
+            txt_rows.push((i * t + p) as u32);
+            txt_tgt.push(c);
+        }
+    }
+    let ids = Tensor::from_vec(ids, (b, t), dev)?;
+    let bias = Tensor::from_vec(bias, (b, 1, 1, t), dev)?;
+    let (cos, sin) = lm::rope_tables(cfg, t, dev)?;
+    let h = lm::forward(w, cfg, &ids, &bias, &cos, &sin)?.reshape((b * t, cfg.d_model))?;
+    let mut loss = Tensor::zeros((), DType::F32, dev)?;
+    let (mut li, mut lt) = (0.0, 0.0);
+    if !img_rows.is_empty() {
+        let rows = h.index_select(&Tensor::from_vec(img_rows.clone(), img_rows.len(), dev)?, 0)?;
+        let l = lm::ce(w, &rows, &img_tgt, sp.image_offset as usize, sp.codebook_size as usize)?;
+        li = l.to_scalar::<f32>()?;
+        loss = (loss + l)?;
+    }
+    if !txt_rows.is_empty() {
+        let rows = h.index_select(&Tensor::from_vec(txt_rows.clone(), txt_rows.len(), dev)?, 0)?;
+        let l = lm::ce(w, &rows, &txt_tgt, 0, cfg.vocab)?;
+        lt = l.to_scalar::<f32>()?;
+        loss = (loss + l)?;
+    }
+    opt.backward_step(&loss)?;
+    Ok((li, lt))
+}
+
+/// Writes the released layout: config.json, model.safetensors, vqvae/, unmask.json.
+fn write_bundle(a: &Args, cfg: &LladaConfig, sp: &unmask::SpecialTokens, vq_map: &VarMap, lm_map: &VarMap) -> Result<()> {
+    let out = &a.out;
+    let config = serde_json::json!({
+        "architectures": ["LLaDAModelLM"], "model_type": "llada", "activation_type": "silu", "alibi": false,
+        "block_type": "llama", "d_model": cfg.d_model, "n_heads": cfg.n_heads, "n_kv_heads": cfg.n_kv_heads,
+        "n_layers": cfg.n_layers, "mlp_hidden_size": cfg.mlp_hidden, "mlp_ratio": 3, "vocab_size": cfg.vocab,
+        "embedding_size": cfg.vocab, "rope": true, "rope_theta": cfg.rope_theta, "rope_full_precision": true,
+        "rms_norm_eps": cfg.rms_norm_eps, "layer_norm_type": "rms", "layer_norm_with_affine": true,
+        "include_bias": false, "include_qkv_bias": false, "weight_tying": false, "scale_logits": false,
+        "input_emb_norm": false, "max_sequence_length": 1024, "mask_token_id": sp.mask, "eos_token_id": sp.eos,
+        "pad_token_id": sp.eos, "torch_dtype": "float32"
+    });
+    write_json(&out.join("config.json"), &config)?;
+    lm_map.save(out.join("model.safetensors")).map_err(err)?;
+    let vq_cfg = vq_train::config();
+    let mut vq_json = serde_json::to_value(serde_json::json!({
+        "_class_name": "VQModel",
+        "block_out_channels": vq_cfg.block_out_channels, "layers_per_block": vq_cfg.layers_per_block,
+        "latent_channels": vq_cfg.latent_channels, "num_vq_embeddings": vq_cfg.num_vq_embeddings,
+        "norm_num_groups": vq_cfg.norm_num_groups, "norm_type": "group", "mid_block_add_attention": false,
+        "in_channels": 3, "out_channels": 3, "act_fn": "silu", "lookup_from_codebook": true,
+        "vq_embed_dim": null, "sample_size": vq_train::SIDE, "scaling_factor": 1.0, "force_upcast": false
+    }))
+    .map_err(err)?;
+    let n = vq_cfg.block_out_channels.len();
+    vq_json["down_block_types"] = serde_json::json!(vec!["DownEncoderBlock2D"; n]);
+    vq_json["up_block_types"] = serde_json::json!(vec!["UpDecoderBlock2D"; n]);
+    write_json(&out.join("vqvae/config.json"), &vq_json)?;
+    vq_map.save(out.join("vqvae/diffusion_pytorch_model.safetensors")).map_err(err)?;
+    let unmask_json = serde_json::json!({
+        "special_tokens": sp,
+        "defaults": {
+            "name": "unmask-shapes", "width": vq_train::SIDE, "height": vq_train::SIDE,
+            "steps": 12, "cfg": 3.0, "temperature": 0.0, "gen_length": a.gen_length
+        }
+    });
+    write_json(&out.join("unmask.json"), &unmask_json)
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(err)?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
+}

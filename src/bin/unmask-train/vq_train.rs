@@ -1,0 +1,113 @@
+//! VQ-VAE training on rendered scenes: reconstruction + codebook and
+//! commitment losses with a straight-through estimator, and restarts of codes
+//! that stop being used.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::{Optimizer, VarBuilder, VarMap};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use unmask::model::{CodeGrid, VqConfig, VqModel};
+use unmask::shapes::{render::render, world::Scene};
+
+pub const SIDE: u32 = 64;
+
+pub fn config() -> VqConfig {
+    serde_json::from_value(serde_json::json!({
+        "_class_name": "VQModel",
+        "block_out_channels": [16, 32, 32, 64],
+        "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+        "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+        "in_channels": 3, "out_channels": 3, "latent_channels": 8, "layers_per_block": 1,
+        "num_vq_embeddings": 256, "norm_num_groups": 8, "norm_type": "group",
+        "mid_block_add_attention": false, "lookup_from_codebook": true, "act_fn": "silu",
+        "sample_size": SIDE, "scaling_factor": 1.0, "force_upcast": false, "vq_embed_dim": null
+    }))
+    .expect("static VQ config")
+}
+
+/// Images `[B, 3, S, S]` in [0, 1].
+pub fn batch_images(scenes: &[&Scene], dev: &Device) -> candle_core::Result<Tensor> {
+    let mut data = Vec::with_capacity(scenes.len() * (SIDE * SIDE * 3) as usize);
+    for s in scenes {
+        data.extend(render(s, SIDE).into_raw());
+    }
+    let n = scenes.len();
+    Tensor::from_vec(data, (n, SIDE as usize, SIDE as usize, 3), dev)?.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?.permute((0, 3, 1, 2))?.contiguous()
+}
+
+/// Nearest code per latent cell: `[B, h*w]` indices, and the flat latents `[B*h*w, e]`.
+pub fn nearest(vq: &VqModel, z: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let (b, e, h, w) = z.dims4()?;
+    let flat = z.permute((0, 2, 3, 1))?.reshape((b * h * w, e))?;
+    let cb = vq.codebook();
+    let dist = flat.matmul(&cb.t()?)?.affine(-2.0, 0.0)?.broadcast_add(&cb.sqr()?.sum(1)?.unsqueeze(0)?)?;
+    Ok((dist.argmin(D::Minus1)?, flat))
+}
+
+/// Code grids of a batch of scenes.
+pub fn encode_scenes(vq: &VqModel, scenes: &[&Scene], dev: &Device) -> candle_core::Result<Vec<CodeGrid>> {
+    let z = vq.encode_latent(&batch_images(scenes, dev)?)?;
+    let (_, _, h, w) = z.dims4()?;
+    let (idx, _) = nearest(vq, &z)?;
+    let idx = idx.to_vec1::<u32>()?;
+    Ok(idx.chunks(h * w).map(|c| CodeGrid { height: h, width: w, codes: c.to_vec() }).collect())
+}
+
+pub fn build(varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
+    let cfg = config();
+    {
+        let mut data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+        if !data.contains_key("quantize.embedding.weight") {
+            let cb = Tensor::randn(0f32, 0.5, (cfg.num_vq_embeddings, cfg.embed_dim()), dev)?;
+            data.insert("quantize.embedding.weight".into(), Var::from_tensor(&cb)?);
+        }
+    }
+    VqModel::load(&cfg, VarBuilder::from_varmap(varmap, DType::F32, dev))
+}
+
+/// One optimisation step; returns (reconstruction mse, codes used in the batch).
+pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, varmap: &VarMap, images: &Tensor, restart_rng: &mut StdRng, restart: bool) -> candle_core::Result<(f32, usize)> {
+    let z = vq.encode_latent(images)?;
+    let (b, e, h, w) = z.dims4()?;
+    let (idx, flat) = nearest(vq, &z)?;
+    let zq_flat = vq.codebook().index_select(&idx, 0)?;
+    let zq = zq_flat.reshape((b, h, w, e))?.permute((0, 3, 1, 2))?;
+    // straight-through: decoder gradients reach the encoder unchanged
+    let st = (&z + (&zq - &z)?.detach())?;
+    let recon = vq.decode_latent(&st)?;
+    let rec = (recon - images)?.sqr()?.mean_all()?;
+    let codebook_loss = (&zq_flat - flat.detach())?.sqr()?.mean_all()?;
+    let commit = (&flat - zq_flat.detach())?.sqr()?.mean_all()?;
+    let loss = ((&rec + codebook_loss)? + (commit * 0.25)?)?;
+    opt.backward_step(&loss)?;
+    let ids = idx.to_vec1::<u32>()?;
+    let mut used = vec![false; vq.config().num_vq_embeddings];
+    for &i in &ids {
+        used[i as usize] = true;
+    }
+    if restart {
+        // unused codes jump to latents of this batch, so the codebook stays alive
+        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+        if let Some(cb) = data.get("quantize.embedding.weight") {
+            let flat_v = flat.detach().to_vec2::<f32>()?;
+            let mut rows = cb.as_tensor().to_vec2::<f32>()?;
+            for (k, u) in used.iter().enumerate() {
+                if !u {
+                    let j = restart_rng.random_range(0..flat_v.len());
+                    rows[k] = flat_v[j].iter().map(|v| v + restart_rng.random_range(-0.01..0.01)).collect();
+                }
+            }
+            let t = Tensor::new(rows, cb.device())?;
+            cb.set(&t)?;
+        }
+    }
+    Ok((rec.to_scalar::<f32>()?, used.iter().filter(|u| **u).count()))
+}
+
+pub fn scenes(rng: &mut StdRng, n: usize) -> Vec<Scene> {
+    (0..n).map(|_| Scene::random(rng)).collect()
+}
+
+pub fn step_rng(seed: u64, stage: u64, step: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (stage << 56) ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}

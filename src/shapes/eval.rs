@@ -1,0 +1,157 @@
+//! Held-out evaluation of a shapes model: text-to-image judged by the
+//! detector, inpainting (outside preserved, region as prompted), edits and
+//! answers. Fresh scenes are drawn from `seed`, so none was seen in training
+//! (training draws from other seeds).
+
+use std::fmt::Write;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::detect::{detect, Found};
+use super::render::render;
+use super::world::{random_edit, random_object, random_question, Object, Pos, Scene};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::sampler::{ImageSettings, Quiet, TextSettings};
+use crate::tasks::{self, FitMode, Job, Output};
+
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub n: usize,
+    pub color: (usize, usize),
+    pub shape: (usize, usize),
+    pub position: (usize, usize),
+    pub count: (usize, usize),
+    pub inpaint_preserved: (usize, usize),
+    pub inpaint_region: (usize, usize),
+    pub edit: (usize, usize),
+    pub answers: (usize, usize),
+}
+
+fn pct(x: (usize, usize)) -> f64 {
+    if x.1 == 0 {
+        0.0
+    } else {
+        100.0 * x.0 as f64 / x.1 as f64
+    }
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "| metric | result | n |\n|---|---|---|");
+        for (name, v) in [
+            ("text-to-image colour", self.color),
+            ("text-to-image shape", self.shape),
+            ("text-to-image position", self.position),
+            ("text-to-image count", self.count),
+            ("inpaint outside-mask preservation", self.inpaint_preserved),
+            ("inpaint region as prompted", self.inpaint_region),
+            ("edit accuracy", self.edit),
+            ("answer exact match", self.answers),
+        ] {
+            let _ = writeln!(s, "| {name} | {:.1}% | {} |", pct(v), v.1);
+        }
+        s
+    }
+}
+
+/// The detection that best stands for `o`: same colour, nearest layout cell.
+fn matching<'a>(o: &Object, found: &'a [Found]) -> Option<&'a Found> {
+    let dist = |p: Pos| (p.row() as i32 - o.pos.row() as i32).abs() + (p.col() as i32 - o.pos.col() as i32).abs();
+    found.iter().filter(|f| f.color == o.color).min_by_key(|f| dist(f.pos))
+}
+
+/// True when the image shows exactly the scene's objects.
+fn scene_matches(scene: &Scene, found: &[Found]) -> bool {
+    found.len() == scene.objects.len()
+        && scene.objects.iter().all(|o| matching(o, found).is_some_and(|f| f.shape == o.shape && f.pos == o.pos))
+}
+
+fn image_settings(engine: &Engine, seed: u64) -> ImageSettings {
+    let d = &engine.bundle.defaults;
+    ImageSettings {
+        steps: d.steps.unwrap_or(12),
+        cfg: d.cfg.unwrap_or(3.0),
+        cfg_img: 2.0,
+        temperature: d.temperature.unwrap_or(0.0),
+        seed,
+        cache: None,
+    }
+}
+
+fn image_of(out: Output) -> Option<image::RgbImage> {
+    match out {
+        Output::Image { image, .. } => Some(image),
+        _ => None,
+    }
+}
+
+pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(0xE0A1));
+    let side = engine.bundle.defaults.width.unwrap_or(64);
+    let mut r = Report { n, ..Default::default() };
+    let f = engine.vq.factor() as u32;
+    for i in 0..n {
+        // text to image
+        let scene = Scene::random(&mut rng);
+        let job = Job::Generate { prompt: scene.caption(), width: side, height: side, settings: image_settings(engine, i as u64) };
+        let img = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
+        let found = detect(&img);
+        for o in &scene.objects {
+            let m = matching(o, &found);
+            r.color.1 += 1;
+            r.shape.1 += 1;
+            r.position.1 += 1;
+            if let Some(m) = m {
+                r.color.0 += 1;
+                r.shape.0 += usize::from(m.shape == o.shape);
+                r.position.0 += usize::from(m.pos == o.pos);
+            }
+        }
+        r.count.1 += 1;
+        r.count.0 += usize::from(found.len() == scene.objects.len());
+
+        // inpaint: replace one object by a new one in its layout cell
+        let mut target = scene.clone();
+        let k = i % target.objects.len();
+        let taken: Vec<Pos> = target.objects.iter().map(|o| o.pos).collect();
+        let mut new = random_object(&mut rng, &taken);
+        new.pos = target.objects[k].pos;
+        target.objects[k] = new;
+        let base = render(&scene, side as u32);
+        let cell = side as f32 / 3.0;
+        let (c0, r0) = ((new.pos.col() as f32 * cell) as u32, (new.pos.row() as f32 * cell) as u32);
+        let (c1, r1) = ((((new.pos.col() + 1) as f32 * cell).ceil() as u32).min(side as u32), (((new.pos.row() + 1) as f32 * cell).ceil() as u32).min(side as u32));
+        // whole token cells covering the layout cell
+        let (x0, y0, x1, y1) = (c0 / f * f, r0 / f * f, c1.div_ceil(f) * f, r1.div_ceil(f) * f);
+        let mask = image::GrayImage::from_fn(side as u32, side as u32, |x, y| image::Luma([if x >= x0 && x < x1 && y >= y0 && y < y1 { 255 } else { 0 }]));
+        let job = Job::Inpaint { prompt: target.caption(), image: base.clone(), mask: mask.clone(), codes: None, grow: 0, feather: 0.0, settings: image_settings(engine, i as u64) };
+        let out = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
+        let preserved = out.enumerate_pixels().all(|(x, y, p)| mask.get_pixel(x, y)[0] != 0 || p == base.get_pixel(x, y));
+        r.inpaint_preserved.1 += 1;
+        r.inpaint_preserved.0 += usize::from(preserved);
+        let found = detect(&out);
+        r.inpaint_region.1 += 1;
+        r.inpaint_region.0 += usize::from(matching(&new, &found).is_some_and(|m| m.shape == new.shape && m.pos == new.pos));
+
+        // edit
+        if let Some(e) = random_edit(&scene, &mut rng) {
+            let job = Job::Edit { instruction: e.instruction.clone(), image: base.clone(), fit: FitMode::Native, settings: image_settings(engine, i as u64) };
+            let out = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
+            r.edit.1 += 1;
+            r.edit.0 += usize::from(scene_matches(&e.target, &detect(&out)));
+        }
+
+        // question
+        let (q, a) = random_question(&scene, &mut rng);
+        let g = engine.bundle.defaults.gen_length.unwrap_or(8);
+        let job = Job::Ask { question: q, image: base, fit: FitMode::Native, gen_length: g, settings: TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0 } };
+        if let Output::Answer { text, .. } = tasks::run(engine, &job, &mut Quiet)? {
+            r.answers.1 += 1;
+            r.answers.0 += usize::from(text.trim() == a);
+        }
+    }
+    Ok(r)
+}

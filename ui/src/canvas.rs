@@ -1,0 +1,325 @@
+//! The canvas: the image fitted to the view with zoom and pan, the mask as a
+//! translucent overlay, the token cells that will regenerate, live previews,
+//! and the mask tools under the pointer.
+
+use egui::{Color32, ColorImage, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions, Vec2};
+use image::{GrayImage, RgbImage};
+
+use crate::app::{Studio, Tool};
+use crate::mask_paint::{self, Dirty};
+
+/// Screen transform and textures of the canvas.
+pub struct View {
+    /// Screen points per image pixel.
+    pub scale: f32,
+    /// Screen position of the image's top-left corner.
+    pub origin: Pos2,
+    pub fit_pending: bool,
+    pub rect: Rect,
+    image_tex: Option<(TextureHandle, u64, usize)>,
+    mask_tex: Option<(TextureHandle, u64)>,
+    preview_tex: Option<(TextureHandle, u64)>,
+    compare_tex: Option<TextureHandle>,
+    pub(crate) cells: Option<(u64, Vec<Rect>)>,
+    /// Points of the tool gesture in progress, in image pixels.
+    gesture: Vec<(f32, f32)>,
+    stroke_active: bool,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self {
+            scale: 0.0,
+            origin: Pos2::ZERO,
+            fit_pending: true,
+            rect: Rect::NOTHING,
+            image_tex: None,
+            mask_tex: None,
+            preview_tex: None,
+            compare_tex: None,
+            cells: None,
+            gesture: Vec::new(),
+            stroke_active: false,
+        }
+    }
+}
+
+impl View {
+    pub fn to_screen(&self, p: (f32, f32)) -> Pos2 {
+        Pos2::new(self.origin.x + p.0 * self.scale, self.origin.y + p.1 * self.scale)
+    }
+
+    pub fn to_image(&self, p: Pos2) -> (f32, f32) {
+        ((p.x - self.origin.x) / self.scale, (p.y - self.origin.y) / self.scale)
+    }
+
+    pub fn fit(&mut self, size: (u32, u32)) {
+        let r = self.rect.shrink(8.0);
+        let s = (r.width() / size.0 as f32).min(r.height() / size.1 as f32).max(0.01);
+        self.scale = s;
+        self.origin = r.center() - Vec2::new(size.0 as f32, size.1 as f32) * s / 2.0;
+        self.fit_pending = false;
+    }
+
+    /// Zooms by `factor` keeping the image point under `at` where it is.
+    pub fn zoom_at(&mut self, factor: f32, at: Pos2) {
+        let new = (self.scale * factor).clamp(0.02, 64.0);
+        let p = self.to_image(at);
+        self.scale = new;
+        self.origin = Pos2::new(at.x - p.0 * new, at.y - p.1 * new);
+    }
+
+    pub fn actual_size(&mut self, size: (u32, u32), ppp: f32) {
+        let center = self.rect.center();
+        self.scale = 1.0 / ppp;
+        self.origin = center - Vec2::new(size.0 as f32, size.1 as f32) * self.scale / 2.0;
+    }
+}
+
+fn color_image(img: &RgbImage) -> ColorImage {
+    ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
+}
+
+/// Mask overlay pixels for a rectangle of the mask.
+fn overlay(mask: &GrayImage, d: Dirty) -> ColorImage {
+    let (w, h) = ((d.x1 - d.x0) as usize, (d.y1 - d.y0) as usize);
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    for y in d.y0..d.y1 {
+        for x in d.x0..d.x1 {
+            let on = mask.get_pixel(x, y)[0] > 127;
+            rgba.extend_from_slice(if on { &[255, 64, 64, 110] } else { &[0, 0, 0, 0] });
+        }
+    }
+    ColorImage::from_rgba_unmultiplied([w, h], &rgba)
+}
+
+/// Texture options: sharp pixels when zoomed in, smooth when zoomed out.
+fn options(scale: f32) -> TextureOptions {
+    if scale >= 2.0 {
+        TextureOptions::NEAREST
+    } else {
+        TextureOptions::LINEAR
+    }
+}
+
+impl Studio {
+    /// The central canvas.
+    pub(crate) fn canvas_ui(&mut self, ui: &mut egui::Ui) {
+        let rect = ui.available_rect_before_wrap();
+        let resp = ui.allocate_rect(rect, Sense::click_and_drag());
+        self.view.rect = rect;
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::from_gray(38));
+
+        if self.doc.is_none() {
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "Open an image (Ctrl+O, drag and drop, or a path on the command line)\nor switch to Sketch to make one",
+                egui::FontId::proportional(16.0),
+                Color32::from_gray(170),
+            );
+            return;
+        }
+        let size = self.doc.as_ref().map(|d| d.size()).unwrap_or((1, 1));
+        if self.view.fit_pending || self.view.scale <= 0.0 {
+            self.view.fit(size);
+        }
+        self.navigate(ui, &resp, size);
+        let Some(doc) = self.doc.as_ref() else { return };
+
+        // textures are rebuilt only when their content changed
+        let ctx = ui.ctx().clone();
+        let opts = options(self.view.scale);
+        // versions never change once made: the pixel buffer identifies one
+        let cur = (doc.image().as_ptr() as u64, doc.current);
+        let stale = self.view.image_tex.as_ref().is_none_or(|t| (t.1, t.2) != cur);
+        if stale {
+            let tex = ctx.load_texture("canvas-image", color_image(doc.image()), opts);
+            self.view.image_tex = Some((tex, cur.0, cur.1));
+        }
+        let stale_mask = self.view.mask_tex.as_ref().is_none_or(|t| t.1 != doc.revision);
+        if stale_mask {
+            let tex = ctx.load_texture("canvas-mask", overlay(&doc.mask, Dirty::whole(&doc.mask)), TextureOptions::NEAREST);
+            self.view.mask_tex = Some((tex, doc.revision));
+        }
+
+        let img_rect = Rect::from_min_max(self.view.to_screen((0.0, 0.0)), self.view.to_screen((size.0 as f32, size.1 as f32)));
+        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+        let live = self.run.as_ref().and_then(|r| r.preview.as_ref().map(|p| (p, r.preview_revision)));
+        if let Some((p, rev)) = live.filter(|(p, _)| p.dimensions() == size) {
+            if self.view.preview_tex.as_ref().is_none_or(|t| t.1 != rev) {
+                self.view.preview_tex = Some((ctx.load_texture("canvas-preview", color_image(p), opts), rev));
+            }
+            if let Some((t, _)) = &self.view.preview_tex {
+                painter.image(t.id(), img_rect, uv, Color32::WHITE);
+            }
+        } else if self.comparing {
+            let tex = self.view.compare_tex.get_or_insert_with(|| ctx.load_texture("canvas-original", color_image(doc.original()), opts));
+            painter.image(tex.id(), img_rect, uv, Color32::WHITE);
+        } else if let Some((t, ..)) = &self.view.image_tex {
+            painter.image(t.id(), img_rect, uv, Color32::WHITE);
+        }
+        if !self.comparing {
+            if let Some((t, _)) = &self.view.mask_tex {
+                painter.image(t.id(), img_rect, uv, Color32::WHITE);
+            }
+            self.draw_cells(&painter);
+        } else {
+            painter.text(rect.left_top() + Vec2::new(10.0, 10.0), egui::Align2::LEFT_TOP, "original", egui::FontId::proportional(14.0), Color32::YELLOW);
+        }
+        if !self.comparing {
+            self.view.compare_tex = None;
+        }
+        self.tools(ui, &resp, &painter);
+    }
+
+    /// Outlines of the token cells that will regenerate (mask average > 0.5, grown).
+    fn draw_cells(&mut self, painter: &egui::Painter) {
+        if !self.settings.show_cells {
+            return;
+        }
+        let (Some(doc), Some(info)) = (self.doc.as_ref(), self.model_info()) else { return };
+        let f = info.vq_factor as u32;
+        let key = doc.revision ^ ((self.settings.grow as u64) << 48) ^ ((f as u64) << 40);
+        if self.view.cells.as_ref().is_none_or(|c| c.0 != key) {
+            let (w, h) = doc.mask.dimensions();
+            let padded = GrayImage::from_fn(w.div_ceil(f) * f, h.div_ceil(f) * f, |x, y| *doc.mask.get_pixel(x.min(w - 1), y.min(h - 1)));
+            let rects = match unmask::mask::cells_from_mask(&padded, f as usize) {
+                Ok((gh, gw, cells)) => {
+                    let cells = unmask::mask::grow(&cells, gh, gw, self.settings.grow);
+                    (0..cells.len())
+                        .filter(|&i| cells[i])
+                        .map(|i| {
+                            let (r, c) = ((i / gw) as f32, (i % gw) as f32);
+                            let f = f as f32;
+                            Rect::from_min_max(Pos2::new(c * f, r * f), Pos2::new((c + 1.0) * f, (r + 1.0) * f))
+                        })
+                        .collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            self.view.cells = Some((key, rects));
+        }
+        if let Some((_, rects)) = &self.view.cells {
+            let stroke = Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 220, 0, 160));
+            for r in rects.iter().take(20_000) {
+                let sr = Rect::from_min_max(self.view.to_screen((r.min.x, r.min.y)), self.view.to_screen((r.max.x, r.max.y)));
+                painter.rect_stroke(sr, 0.0, stroke, egui::StrokeKind::Inside);
+            }
+        }
+    }
+
+    /// Zoom (wheel, pinch, Ctrl+0 fit, Ctrl+1 100%) and pan (middle drag, or Space + drag).
+    fn navigate(&mut self, ui: &egui::Ui, resp: &egui::Response, size: (u32, u32)) {
+        let (scroll, zoom, space, ppp) = ui.input(|i| (i.smooth_scroll_delta, i.zoom_delta(), i.key_down(egui::Key::Space), i.pixels_per_point));
+        if let Some(at) = resp.hover_pos() {
+            if zoom != 1.0 {
+                self.view.zoom_at(zoom, at);
+            } else if scroll.y != 0.0 {
+                self.view.zoom_at((scroll.y * 0.003).exp(), at);
+            }
+        }
+        let typing = ui.ctx().egui_wants_keyboard_input();
+        if !typing {
+            if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Num0)) {
+                self.view.fit(size);
+            }
+            if ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::Num1)) {
+                self.view.actual_size(size, ppp);
+            }
+        }
+        let panning = resp.dragged_by(egui::PointerButton::Middle) || (space && !typing && resp.dragged_by(egui::PointerButton::Primary));
+        if panning {
+            self.view.origin += resp.drag_delta();
+        }
+    }
+
+    /// Brush, eraser, rectangle and lasso under the primary button.
+    fn tools(&mut self, ui: &egui::Ui, resp: &egui::Response, painter: &egui::Painter) {
+        let space = ui.input(|i| i.key_down(egui::Key::Space)) && !ui.ctx().egui_wants_keyboard_input();
+        if space || self.run.is_some() || self.comparing {
+            return;
+        }
+        let radius = self.settings.brush_size / 2.0;
+        let erase = self.tool == Tool::Eraser || ui.input(|i| i.modifiers.alt);
+        let Some(pos) = resp.interact_pointer_pos().or(resp.hover_pos()) else { return };
+        let p = self.view.to_image(pos);
+        let pressed = resp.is_pointer_button_down_on() && ui.input(|i| i.pointer.primary_down());
+
+        if pressed && !self.view.stroke_active {
+            self.view.stroke_active = true;
+            self.view.gesture = vec![p];
+            if matches!(self.tool, Tool::Brush | Tool::Eraser) {
+                self.paint_segment(p, p, radius, erase, true);
+            }
+        } else if pressed {
+            let last = *self.view.gesture.last().unwrap_or(&p);
+            if last != p {
+                if matches!(self.tool, Tool::Brush | Tool::Eraser) {
+                    self.paint_segment(last, p, radius, erase, false);
+                }
+                self.view.gesture.push(p);
+            }
+        } else if self.view.stroke_active {
+            self.view.stroke_active = false;
+            let g = std::mem::take(&mut self.view.gesture);
+            match self.tool {
+                Tool::Rectangle if g.len() > 1 => {
+                    let (a, b) = (g[0], *g.last().unwrap_or(&g[0]));
+                    self.edit_mask(|m| mask_paint::rectangle(m, a, b, erase));
+                }
+                Tool::Lasso if g.len() > 2 => {
+                    self.edit_mask(|m| mask_paint::lasso(m, &g, erase));
+                }
+                _ => {}
+            }
+        }
+
+        // gesture feedback and brush outline
+        let s = self.view.scale;
+        match self.tool {
+            Tool::Rectangle if self.view.stroke_active && self.view.gesture.len() > 1 => {
+                let (a, b) = (self.view.gesture[0], *self.view.gesture.last().unwrap_or(&self.view.gesture[0]));
+                painter.rect_stroke(Rect::from_two_pos(self.view.to_screen(a), self.view.to_screen(b)), 0.0, Stroke::new(1.5, Color32::WHITE), egui::StrokeKind::Middle);
+            }
+            Tool::Lasso if self.view.stroke_active => {
+                let pts: Vec<Pos2> = self.view.gesture.iter().map(|&q| self.view.to_screen(q)).collect();
+                painter.add(egui::Shape::line(pts, Stroke::new(1.5, Color32::WHITE)));
+            }
+            Tool::Brush | Tool::Eraser if resp.hovered() => {
+                painter.circle_stroke(pos, radius * s, Stroke::new(1.0, Color32::WHITE));
+            }
+            _ => {}
+        }
+    }
+
+    /// One piece of a brush stroke; `first` opens a new undo step.
+    pub fn paint_segment(&mut self, a: (f32, f32), b: (f32, f32), radius: f32, erase: bool, first: bool) {
+        let Some(doc) = self.doc.as_mut() else { return };
+        if first {
+            doc.begin_mask_edit();
+        }
+        let d = mask_paint::stroke_segment(&mut doc.mask, a, b, radius, erase);
+        doc.revision += 1;
+        self.update_mask_texture(d);
+    }
+
+    /// A whole mask edit as one undo step.
+    pub fn edit_mask(&mut self, f: impl FnOnce(&mut GrayImage) -> Dirty) {
+        let Some(doc) = self.doc.as_mut() else { return };
+        let d = doc.edit_mask(f);
+        self.update_mask_texture(d);
+    }
+
+    /// Uploads only the changed part of the overlay (fluid on large images).
+    fn update_mask_texture(&mut self, d: Dirty) {
+        let Some(doc) = self.doc.as_ref() else { return };
+        if let Some((tex, rev)) = self.view.mask_tex.as_mut() {
+            if !d.is_empty() && tex.size() == [doc.mask.width() as usize, doc.mask.height() as usize] {
+                tex.set_partial([d.x0 as usize, d.y0 as usize], overlay(&doc.mask, d), TextureOptions::NEAREST);
+                *rev = doc.revision;
+            }
+        }
+    }
+}
