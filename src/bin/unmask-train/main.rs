@@ -26,11 +26,11 @@ struct Args {
     out: PathBuf,
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 300)]
     vq_steps: usize,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 8)]
     vq_batch: usize,
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1100)]
     lm_steps: usize,
     #[arg(long, default_value_t = 32)]
     lm_batch: usize,
@@ -160,12 +160,16 @@ fn run(a: Args) -> Result<()> {
         let weights = lm::Weights::from_varmap(&lm_map).map_err(err)?;
         let t0 = Instant::now();
         let (mut img_loss_avg, mut txt_loss_avg) = (0.0f32, 0.0f32);
+        let mut enc_secs = 0.0;
         for s in lm_start..a.lm_steps {
-            opt.set_learning_rate(lr_at(s, a.lm_steps, 1e-3));
+            opt.set_learning_rate(lr_at(s, a.lm_steps, 2e-3));
             let mut rng = vq_train::step_rng(a.seed, 2, s);
-            let plans: Vec<data::Plan> = (0..a.lm_batch).map(|_| data::Plan::random(&mut rng)).collect();
+            let kind = data::Plan::random_kind(&mut rng);
+            let plans: Vec<data::Plan> = (0..a.lm_batch).map(|_| data::Plan::random(kind, &mut rng)).collect();
             let scenes: Vec<_> = plans.iter().flat_map(|p| p.scenes()).collect();
+            let te = Instant::now();
             let grids = vq_train::encode_scenes(&vq, &scenes, &dev).map_err(err)?;
+            enc_secs += te.elapsed().as_secs_f64();
             let mut samples = Vec::with_capacity(plans.len());
             let mut gi = 0;
             for p in &plans {
@@ -174,12 +178,17 @@ fn run(a: Args) -> Result<()> {
                 gi += n;
             }
             let (li, lt) = lm_step(&weights, &cfg, &special, &samples, &mut opt, &dev).map_err(err)?;
-            img_loss_avg = if s == lm_start { li } else { 0.95 * img_loss_avg + 0.05 * li };
-            txt_loss_avg = if s == lm_start { lt } else { 0.95 * txt_loss_avg + 0.05 * lt };
+            // running means over the steps that had each kind of target
+            if li > 0.0 {
+                img_loss_avg = if img_loss_avg == 0.0 { li } else { 0.95 * img_loss_avg + 0.05 * li };
+            }
+            if lt > 0.0 {
+                txt_loss_avg = if txt_loss_avg == 0.0 { lt } else { 0.95 * txt_loss_avg + 0.05 * lt };
+            }
             if s % 25 == 0 || s + 1 == a.lm_steps {
                 let rate = (s + 1 - lm_start) as f64 / t0.elapsed().as_secs_f64();
                 eprintln!(
-                    "lm step {s}/{}: image loss {img_loss_avg:.3}, answer loss {txt_loss_avg:.3}, {:.0} s, eta {:.0} s",
+                    "lm step {s}/{}: image loss {img_loss_avg:.3}, answer loss {txt_loss_avg:.3}, {:.0} s ({enc_secs:.0} s encoding), eta {:.0} s",
                     a.lm_steps,
                     t0.elapsed().as_secs_f64(),
                     (a.lm_steps - s - 1) as f64 / rate

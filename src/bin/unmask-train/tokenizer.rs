@@ -98,7 +98,7 @@ pub fn build() -> Result<(Tokenizer, u32), String> {
     let mut tok = Tokenizer::new(model);
     tok.with_pre_tokenizer(Some(Whitespace {}));
     let specials: Vec<AddedToken> = SPECIALS[..14].iter().map(|s| AddedToken::from(*s, true)).collect();
-    tok.add_special_tokens(&specials);
+    tok.add_special_tokens(specials).map_err(|e| e.to_string())?;
     let post = TemplateProcessing::builder()
         .try_single("<|startoftext|> $A")
         .map_err(|e| e.to_string())?

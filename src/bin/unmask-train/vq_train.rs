@@ -14,11 +14,11 @@ pub const SIDE: u32 = 64;
 pub fn config() -> VqConfig {
     serde_json::from_value(serde_json::json!({
         "_class_name": "VQModel",
-        "block_out_channels": [16, 32, 32, 64],
+        "block_out_channels": [8, 16, 32, 32],
         "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
         "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
         "in_channels": 3, "out_channels": 3, "latent_channels": 8, "layers_per_block": 1,
-        "num_vq_embeddings": 256, "norm_num_groups": 8, "norm_type": "group",
+        "num_vq_embeddings": 256, "norm_num_groups": 4, "norm_type": "group",
         "mid_block_add_attention": false, "lookup_from_codebook": true, "act_fn": "silu",
         "sample_size": SIDE, "scaling_factor": 1.0, "force_upcast": false, "vq_embed_dim": null
     }))
