@@ -57,6 +57,7 @@ pub struct ModelInfo {
     pub default_height: Option<usize>,
     pub default_steps: Option<usize>,
     pub default_cfg: Option<f32>,
+    pub default_temperature: Option<f32>,
 }
 
 impl ModelInfo {
@@ -85,6 +86,7 @@ impl ModelInfo {
             default_height: b.defaults.height,
             default_steps: b.defaults.steps,
             default_cfg: b.defaults.cfg,
+            default_temperature: b.defaults.temperature,
         }
     }
 }

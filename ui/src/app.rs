@@ -202,6 +202,11 @@ impl Studio {
             self.settings.add_recent(p);
         }
         let label = path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or("image".into());
+        // a brush wider than a quarter of the image is never what one wants
+        let short = img.width().min(img.height()) as f32;
+        if self.settings.brush_size > short / 4.0 {
+            self.settings.brush_size = (short / 8.0).max(1.0);
+        }
         // the previous document is only replaced once the new one decoded
         self.doc = Some(Document::new(img, path, &label));
         self.variants.clear();
@@ -421,6 +426,22 @@ impl Studio {
         self.settings.random_seed = false;
     }
 
+    fn apply_model_defaults(&mut self, info: &ModelInfo) {
+        let s = &mut self.settings;
+        if let (Some(w), Some(h)) = (info.default_width, info.default_height) {
+            (s.sketch_width, s.sketch_height) = (w, h);
+        }
+        if let Some(v) = info.default_steps {
+            s.steps = v;
+        }
+        if let Some(v) = info.default_cfg {
+            s.cfg = v;
+        }
+        if let Some(v) = info.default_temperature {
+            s.temperature = v;
+        }
+    }
+
     /// Drains the worker's events into the state. Call once per frame.
     pub fn poll(&mut self) {
         while let Some(e) = self.worker.try_recv() {
@@ -433,12 +454,12 @@ impl Studio {
         match e {
             Event::Loading { path } => self.model = ModelStatus::Loading(path),
             Event::Loaded(info) => {
-                self.settings.model_dir = Some(PathBuf::from(&info.path));
-                if let (Some(w), Some(h)) = (info.default_width, info.default_height) {
-                    if self.settings.sketch_width == Settings::default().sketch_width {
-                        (self.settings.sketch_width, self.settings.sketch_height) = (w, h);
-                    }
+                // a different model brings its own defaults; the same one keeps the user's settings
+                let path = PathBuf::from(&info.path);
+                if self.settings.model_dir.as_ref() != Some(&path) {
+                    self.apply_model_defaults(&info);
                 }
+                self.settings.model_dir = Some(path);
                 self.model = ModelStatus::Ready(info);
             }
             Event::LoadFailed { path, message } => {

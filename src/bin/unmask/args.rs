@@ -157,7 +157,7 @@ pub struct SamplingArgs {
     /// Image guidance scale (edit only; default 4)
     #[arg(long)]
     pub cfg_img: Option<f32>,
-    /// 0 = greedy; default 1
+    /// 0 = greedy; default from the bundle, else 1
     #[arg(long)]
     pub temperature: Option<f32>,
     /// Random seed (default: a fresh one, printed)

@@ -137,7 +137,7 @@ fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<Image
         steps: s.steps.or(d.default_steps).unwrap_or(64),
         cfg: s.cfg.unwrap_or(if edit { 2.5 } else { d.default_cfg.unwrap_or(4.0) }),
         cfg_img: if edit { s.cfg_img.unwrap_or(4.0) } else { s.cfg_img.unwrap_or(0.0) },
-        temperature: s.temperature.unwrap_or(1.0),
+        temperature: s.temperature.or(d.default_temperature).unwrap_or(1.0),
         seed,
         cache: s.cache.then_some(CacheSettings {
             ratio: s.cache_ratio,
