@@ -132,20 +132,14 @@ pub fn fit_input(img: &RgbImage, mode: FitMode, factor: usize, area: usize) -> R
 }
 
 /// Pads right and bottom by edge replication to multiples of `factor`, so no
-/// pixel of the user's image is cropped away; the result is cropped back.
-fn pad_to_multiple(img: &RgbImage, factor: u32) -> RgbImage {
+/// pixel of the user's image (or mask) is cropped away; results are cropped back.
+pub fn pad_to_multiple<P: image::Pixel>(img: &image::ImageBuffer<P, Vec<P::Subpixel>>, factor: u32) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
     let (w, h) = (img.width(), img.height());
     let (pw, ph) = (w.div_ceil(factor) * factor, h.div_ceil(factor) * factor);
     if (pw, ph) == (w, h) {
         return img.clone();
     }
-    RgbImage::from_fn(pw, ph, |x, y| *img.get_pixel(x.min(w - 1), y.min(h - 1)))
-}
-
-fn pad_mask(m: &GrayImage, factor: u32) -> GrayImage {
-    let (w, h) = (m.width(), m.height());
-    let (pw, ph) = (w.div_ceil(factor) * factor, h.div_ceil(factor) * factor);
-    GrayImage::from_fn(pw, ph, |x, y| *m.get_pixel(x.min(w - 1), y.min(h - 1)))
+    image::ImageBuffer::from_fn(pw, ph, |x, y| *img.get_pixel(x.min(w - 1), y.min(h - 1)))
 }
 
 /// `parameters` text in the convention other image tools read.
@@ -201,7 +195,7 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             }
             let f = factor as u32;
             let padded = pad_to_multiple(image, f);
-            let (h, w, cells) = mask::cells_from_mask(&pad_mask(m, f), factor)?;
+            let (h, w, cells) = mask::cells_from_mask(&pad_to_multiple(m, f), factor)?;
             let cells = mask::grow(&cells, h, w, *grow);
             if !cells.iter().any(|&c| c) {
                 return Err(Error::invalid("the mask selects no token cell: paint over more than half of a cell"));

@@ -73,7 +73,7 @@ impl<'a> Prompter<'a> {
     }
 
     /// `P[:-1] + blocks + P[-1:]`: images go before the prompt's last token.
-    fn with_images(prompt: &[u32], blocks: &[Vec<u32>]) -> Vec<u32> {
+    pub fn with_images(prompt: &[u32], blocks: &[Vec<u32>]) -> Vec<u32> {
         let (last, head) = prompt.split_last().map(|(l, h)| (vec![*l], h.to_vec())).unwrap_or_default();
         let mut out = head;
         for b in blocks {

@@ -77,13 +77,18 @@ pub fn detect(img: &RgbImage) -> Vec<Found> {
         let (cx, cy) = (sx / n, sy / n);
         let (bw, bh) = ((x1 - x0 + 1) as f32, (y1 - y0 + 1) as f32);
         let fill = n / (bw * bh);
-        // the centroid of a triangle sits below its box centre
-        let drop = (cy - (y0 as f32 + bh / 2.0)) / bh;
+        // a triangle is widest at its base; a star across its upper arms
+        let mut widths = vec![0usize; y1 - y0 + 1];
+        for &i in &pix {
+            widths[i / w - y0] += 1;
+        }
+        let widest = widths.iter().enumerate().max_by_key(|&(r, &c)| (c, r)).map_or(0, |(r, _)| r);
+        let widest_at = (widest as f32 + 0.5) / bh;
         let shape = if fill > 0.9 {
             Shape::Square
         } else if fill > 0.68 {
             Shape::Circle
-        } else if drop > 0.06 && fill > 0.4 {
+        } else if widest_at > 0.7 && fill > 0.4 {
             Shape::Triangle
         } else {
             Shape::Star
@@ -109,7 +114,7 @@ mod tests {
     #[test]
     fn detector_reads_back_rendered_scenes() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        for _ in 0..300 {
+        for _ in 0..2000 {
             let scene = Scene::random(&mut rng);
             let img = render(&scene, 64);
             let mut found = detect(&img);

@@ -116,6 +116,7 @@ pub struct Studio {
     pub confirm_close: bool,
     pub allow_close: bool,
     pub(crate) view: crate::canvas::View,
+    pub(crate) thumbs: crate::canvas::Thumbnails,
     next_seed: u64,
 }
 
@@ -145,6 +146,7 @@ impl Studio {
             confirm_close: false,
             allow_close: false,
             view: Default::default(),
+            thumbs: Default::default(),
             next_seed: seed_from_clock(),
         };
         let model = opts
@@ -210,7 +212,9 @@ impl Studio {
         // the previous document is only replaced once the new one decoded
         self.doc = Some(Document::new(img, path, &label));
         self.variants.clear();
-        self.view.fit_pending = true;
+        // textures are keyed by buffer address, which a new document may reuse
+        self.view = Default::default();
+        self.thumbs = Default::default();
     }
 
     /// Saves the current version as PNG with its `parameters` chunk.

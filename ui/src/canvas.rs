@@ -76,6 +76,29 @@ impl View {
     }
 }
 
+/// Small textures of history versions, made once per image.
+#[derive(Default)]
+pub struct Thumbnails {
+    made: std::collections::HashMap<usize, TextureHandle>,
+}
+
+impl Thumbnails {
+    /// Versions are never changed once made, so the pixel buffer's address
+    /// names one for as long as it lives.
+    pub fn get(&mut self, ctx: &egui::Context, img: &RgbImage) -> TextureHandle {
+        let key = img.as_ptr() as usize;
+        self.made
+            .entry(key)
+            .or_insert_with(|| {
+                let h = 48u32;
+                let w = ((img.width() as f32 * h as f32 / img.height().max(1) as f32).round() as u32).clamp(1, 192);
+                let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
+                ctx.load_texture(format!("thumb-{key}"), color_image(&small), TextureOptions::LINEAR)
+            })
+            .clone()
+    }
+}
+
 fn color_image(img: &RgbImage) -> ColorImage {
     ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
 }
@@ -111,6 +134,21 @@ impl Studio {
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(38));
 
+        let preview = self.run.as_ref().and_then(|r| r.preview.as_ref().map(|p| (p.clone(), r.preview_revision)));
+        let doc_size = self.doc.as_ref().map(|d| d.size());
+        if let Some((p, rev)) = preview.filter(|(p, _)| Some(p.dimensions()) != doc_size) {
+            // a sketch of a new size: show it fitted, without touching the view
+            if self.view.preview_tex.as_ref().is_none_or(|t| t.1 != rev) {
+                self.view.preview_tex = Some((ui.ctx().load_texture("canvas-preview", color_image(&p), TextureOptions::LINEAR), rev));
+            }
+            let (w, h) = (p.width() as f32, p.height() as f32);
+            let s = ((rect.width() - 16.0) / w).min((rect.height() - 16.0) / h);
+            let r = Rect::from_center_size(rect.center(), Vec2::new(w * s, h * s));
+            if let Some((t, _)) = &self.view.preview_tex {
+                painter.image(t.id(), r, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
+            }
+            return;
+        }
         if self.doc.is_none() {
             painter.text(
                 rect.center(),
@@ -182,9 +220,11 @@ impl Studio {
         let (Some(doc), Some(info)) = (self.doc.as_ref(), self.model_info()) else { return };
         let f = info.vq_factor as u32;
         let key = doc.revision ^ ((self.settings.grow as u64) << 48) ^ ((f as u64) << 40);
-        if self.view.cells.as_ref().is_none_or(|c| c.0 != key) {
-            let (w, h) = doc.mask.dimensions();
-            let padded = GrayImage::from_fn(w.div_ceil(f) * f, h.div_ceil(f) * f, |x, y| *doc.mask.get_pixel(x.min(w - 1), y.min(h - 1)));
+        // a full pass over the mask per pointer move would stutter on large
+        // images: during a stroke the last overlay stays up
+        let stale = self.view.cells.as_ref().is_none_or(|c| c.0 != key);
+        if stale && !(self.view.stroke_active && self.view.cells.is_some()) {
+            let padded = unmask::tasks::pad_to_multiple(&doc.mask, f);
             let rects = match unmask::mask::cells_from_mask(&padded, f as usize) {
                 Ok((gh, gw, cells)) => {
                     let cells = unmask::mask::grow(&cells, gh, gw, self.settings.grow);

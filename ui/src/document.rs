@@ -44,6 +44,7 @@ pub struct Document {
     pub dirty: bool,
     /// Bumped on every change so views know to refresh textures.
     pub revision: u64,
+    empty_cache: std::cell::Cell<(u64, bool)>,
 }
 
 impl Document {
@@ -58,6 +59,7 @@ impl Document {
             redo: Vec::new(),
             dirty: false,
             revision: 0,
+            empty_cache: std::cell::Cell::new((u64::MAX, true)),
         }
     }
 
@@ -171,8 +173,15 @@ impl Document {
         }
     }
 
+    /// Whether nothing is painted; cached per revision (the UI asks every frame).
     pub fn mask_is_empty(&self) -> bool {
-        self.mask.pixels().all(|p| p[0] == 0)
+        let (rev, empty) = self.empty_cache.get();
+        if rev == self.revision && rev != u64::MAX {
+            return empty;
+        }
+        let empty = self.mask.pixels().all(|p| p[0] == 0);
+        self.empty_cache.set((self.revision, empty));
+        empty
     }
 }
 

@@ -291,8 +291,9 @@ impl Studio {
             ui.horizontal(|ui| {
                 if let Some(doc) = &self.doc {
                     for (i, v) in doc.versions.iter().enumerate() {
+                        let thumb = self.thumbs.get(ui.ctx(), &v.image);
                         let label = if i == doc.current { RichText::new(&v.label).strong().color(Color32::LIGHT_BLUE) } else { RichText::new(&v.label) };
-                        let r = ui.add(egui::Button::new(label).selected(i == doc.current));
+                        let r = ui.add(egui::Button::image_and_text(egui::Image::new(&thumb).max_height(48.0), label).selected(i == doc.current));
                         let r = r.on_hover_text(v.parameters.clone().unwrap_or_else(|| "original".into()));
                         if r.clicked() {
                             select = Some(i);
@@ -310,7 +311,9 @@ impl Studio {
                     ui.separator();
                     ui.label("variants:");
                     for (i, v) in self.variants.iter().enumerate() {
-                        if ui.button(format!("use {}", v.label)).on_hover_text(v.parameters.clone().unwrap_or_default()).clicked() {
+                        let thumb = self.thumbs.get(ui.ctx(), &v.image);
+                        let b = egui::Button::image_and_text(egui::Image::new(&thumb).max_height(48.0), format!("use {}", v.label));
+                        if ui.add(b).on_hover_text(v.parameters.clone().unwrap_or_default()).clicked() {
                             pick = Some(i);
                         }
                     }

@@ -88,10 +88,7 @@ fn image_target(p: &Prompter, grid: &CodeGrid, rng: &mut StdRng) -> (Vec<u32>, V
 }
 
 fn with_image(prompt: &[u32], block: &[u32]) -> Vec<u32> {
-    let mut out = prompt[..prompt.len() - 1].to_vec();
-    out.extend_from_slice(block);
-    out.push(prompt[prompt.len() - 1]);
-    out
+    Prompter::with_images(prompt, &[block.to_vec()])
 }
 
 fn shift(targets: Vec<(usize, u32)>, by: usize) -> Vec<(usize, u32)> {
