@@ -5,7 +5,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -76,6 +76,8 @@ pub struct Worker {
     events: Receiver<Event>,
     /// Id of the job to cancel (0 = none); checked between steps.
     cancel: Arc<AtomicU64>,
+    /// Set when the handle is dropped: queued jobs are skipped, the running one stops.
+    shutdown: Arc<AtomicBool>,
     running: Arc<AtomicU64>,
     next_id: u64,
     thread: Option<JoinHandle<()>>,
@@ -104,12 +106,13 @@ impl Worker {
         let (etx, events) = crossbeam_channel::unbounded::<Event>();
         let cancel = Arc::new(AtomicU64::new(0));
         let running = Arc::new(AtomicU64::new(0));
-        let (c, r) = (cancel.clone(), running.clone());
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let (c, r, s) = (cancel.clone(), running.clone(), shutdown.clone());
         let thread = std::thread::Builder::new()
             .name("unmask-worker".into())
-            .spawn(move || serve(rx, etx, c, r, notify))
+            .spawn(move || serve(rx, etx, c, r, s, notify))
             .ok();
-        Self { tx: Some(tx), events, cancel, running, next_id: 1, thread }
+        Self { tx: Some(tx), events, cancel, shutdown, running, next_id: 1, thread }
     }
 
     fn send(&self, r: Request) {
@@ -157,9 +160,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        if let Some(id) = self.running() {
-            self.cancel(id);
-        }
+        self.shutdown.store(true, Ordering::SeqCst);
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -167,13 +168,16 @@ impl Drop for Worker {
     }
 }
 
-fn serve(rx: Receiver<Request>, tx: Sender<Event>, cancel: Arc<AtomicU64>, running: Arc<AtomicU64>, notify: Notify) {
+fn serve(rx: Receiver<Request>, tx: Sender<Event>, cancel: Arc<AtomicU64>, running: Arc<AtomicU64>, shutdown: Arc<AtomicBool>, notify: Notify) {
     let emit = |e: Event| {
         let _ = tx.send(e);
         notify();
     };
     let mut engine: Option<Engine> = None;
     for req in rx {
+        if shutdown.load(Ordering::SeqCst) {
+            break;
+        }
         match req {
             Request::Load { path, device } => {
                 emit(Event::Loading { path: path.clone() });
@@ -200,7 +204,7 @@ fn serve(rx: Receiver<Request>, tx: Sender<Event>, cancel: Arc<AtomicU64>, runni
                 running.store(id, Ordering::SeqCst);
                 emit(Event::Started { id, kind: job.kind() });
                 let started = Instant::now();
-                let mut progress = JobProgress { id, emit: &emit, cancel: &cancel, preview, last_preview: None };
+                let mut progress = JobProgress { id, emit: &emit, cancel: &cancel, shutdown: &shutdown, preview, last_preview: None };
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| tasks::run(eng, &job, &mut progress)));
                 running.store(0, Ordering::SeqCst);
                 match result {
@@ -227,13 +231,14 @@ struct JobProgress<'a> {
     id: JobId,
     emit: &'a dyn Fn(Event),
     cancel: &'a AtomicU64,
+    shutdown: &'a AtomicBool,
     preview: PreviewOptions,
     last_preview: Option<Instant>,
 }
 
 impl Control for JobProgress<'_> {
     fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst) == self.id
+        self.cancel.load(Ordering::SeqCst) == self.id || self.shutdown.load(Ordering::SeqCst)
     }
 }
 

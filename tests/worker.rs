@@ -196,3 +196,29 @@ fn compositing_keeps_every_pixel_beyond_the_band() {
     }
     assert!(changed > 0, "the region was regenerated");
 }
+
+#[test]
+fn dropping_the_worker_stops_running_and_queued_jobs() {
+    let mut w = Worker::spawn();
+    loaded(&w);
+    // a 40 x 24 grid for 1000 steps: far longer than the 5 s allowed below
+    let big = || Job::Generate {
+        prompt: "a red circle on the left".into(),
+        width: 160,
+        height: 96,
+        settings: ImageSettings { steps: 1000, cfg: 4.0, temperature: 0.0, ..Default::default() },
+    };
+    let id = w.submit(big(), PreviewOptions { every: None, ..Default::default() });
+    w.submit(big(), PreviewOptions { every: None, ..Default::default() });
+    // wait until the first job is under way
+    loop {
+        if let Event::Progress { id: j, .. } = w.events().recv_timeout(WAIT).expect("event") {
+            if j == id {
+                break;
+            }
+        }
+    }
+    let t = std::time::Instant::now();
+    drop(w);
+    assert!(t.elapsed() < Duration::from_secs(5), "drop took {:?}", t.elapsed());
+}

@@ -213,10 +213,11 @@ impl Llada {
             let q = heads(&q, n, nh, hd)?;
             let k = heads(&k, t, nkv, hd)?;
             let v = heads(&v, t, nkv, hd)?;
-            let q = candle_nn::rotary_emb::rope(&q, &cos_q, &sin_q)?;
+            // the 1/sqrt(d) scale goes on q (n x d values), not on the n x T scores
+            let q = (candle_nn::rotary_emb::rope(&q, &cos_q, &sin_q)? * scale)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos_k, &sin_k)?;
             let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
-            let scores = (q.matmul(&k.t()?)? * scale)?;
+            let scores = q.matmul(&k.t()?)?;
             let probs = candle_nn::ops::softmax_last_dim(&scores)?;
             let o = probs.matmul(&v)?; // [1, H, n, D]
             let o = o.squeeze(0)?.transpose(0, 1)?.reshape((n, nh * hd))?;
