@@ -93,11 +93,10 @@ pub fn detect(img: &RgbImage) -> Vec<Found> {
         } else {
             Shape::Star
         };
-        let mid = (radius(Size::Small, side) + radius(Size::Large, side)) * 2.0 / 2.0;
+        // halfway between the small and the large diameter
+        let mid = radius(Size::Small, side) + radius(Size::Large, side);
         let size = if bw.max(bh) > mid { Size::Large } else { Size::Small };
-        let cell = w as f32 / 3.0;
-        let (col, row) = ((cx / cell).floor().clamp(0.0, 2.0) as u8, (cy / (h as f32 / 3.0)).floor().clamp(0.0, 2.0) as u8);
-        let _ = cell;
+        let (col, row) = ((cx / (w as f32 / 3.0)).floor().clamp(0.0, 2.0) as u8, (cy / (h as f32 / 3.0)).floor().clamp(0.0, 2.0) as u8);
         out.push(Found { color, shape, size, pos: Pos(row * 3 + col), area: pix.len() });
     }
     out

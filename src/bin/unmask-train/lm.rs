@@ -51,8 +51,8 @@ pub fn rope_tables(cfg: &LladaConfig, t: usize, dev: &Device) -> candle_core::Re
     let mut cos = Vec::with_capacity(t * hd);
     let mut sin = Vec::with_capacity(t * hd);
     for p in 0..t {
-        for half in 0..2 {
-            let _ = half;
+        // [angles, angles]: the rotate-half layout
+        for _ in 0..2 {
             for &f in &inv {
                 let a = p as f32 * f;
                 cos.push(a.cos());
