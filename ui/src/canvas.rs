@@ -103,6 +103,30 @@ fn color_image(img: &RgbImage) -> ColorImage {
     ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
 }
 
+/// A texture no larger than the GPU allows: larger images are shown
+/// downscaled (the document keeps every pixel).
+fn fitted(img: &RgbImage, max_side: usize) -> ColorImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w.max(h) <= max_side {
+        return color_image(img);
+    }
+    let s = max_side as f32 / w.max(h) as f32;
+    let (nw, nh) = (((w as f32 * s) as u32).max(1), ((h as f32 * s) as u32).max(1));
+    color_image(&image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle))
+}
+
+/// The mask overlay, downscaled like [`fitted`] when it must be.
+fn fitted_overlay(mask: &GrayImage, max_side: usize) -> ColorImage {
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    if w.max(h) <= max_side {
+        return overlay(mask, Dirty::whole(mask));
+    }
+    let s = max_side as f32 / w.max(h) as f32;
+    let (nw, nh) = (((w as f32 * s) as u32).max(1), ((h as f32 * s) as u32).max(1));
+    let small = image::imageops::resize(mask, nw, nh, image::imageops::FilterType::Nearest);
+    overlay(&small, Dirty::whole(&small))
+}
+
 /// Mask overlay pixels for a rectangle of the mask.
 fn overlay(mask: &GrayImage, d: Dirty) -> ColorImage {
     let (w, h) = ((d.x1 - d.x0) as usize, (d.y1 - d.y0) as usize);
@@ -139,7 +163,8 @@ impl Studio {
         if let Some((p, rev)) = preview.filter(|(p, _)| Some(p.dimensions()) != doc_size) {
             // a sketch of a new size: show it fitted, without touching the view
             if self.view.preview_tex.as_ref().is_none_or(|t| t.1 != rev) {
-                self.view.preview_tex = Some((ui.ctx().load_texture("canvas-preview", color_image(&p), TextureOptions::LINEAR), rev));
+                let max_side = ui.input(|i| i.max_texture_side);
+                self.view.preview_tex = Some((ui.ctx().load_texture("canvas-preview", fitted(&p, max_side), TextureOptions::LINEAR), rev));
             }
             let (w, h) = (p.width() as f32, p.height() as f32);
             let s = ((rect.width() - 16.0) / w).min((rect.height() - 16.0) / h);
@@ -169,16 +194,18 @@ impl Studio {
         // textures are rebuilt only when their content changed
         let ctx = ui.ctx().clone();
         let opts = options(self.view.scale);
+        let max_side = ui.input(|i| i.max_texture_side);
         // versions never change once made: the pixel buffer identifies one
         let cur = (doc.image().as_ptr() as u64, doc.current);
         let stale = self.view.image_tex.as_ref().is_none_or(|t| (t.1, t.2) != cur);
         if stale {
-            let tex = ctx.load_texture("canvas-image", color_image(doc.image()), opts);
+            let tex = ctx.load_texture("canvas-image", fitted(doc.image(), max_side), opts);
             self.view.image_tex = Some((tex, cur.0, cur.1));
         }
+        // an oversized mask is re-uploaded downscaled once a stroke ends
         let stale_mask = self.view.mask_tex.as_ref().is_none_or(|t| t.1 != doc.revision);
-        if stale_mask {
-            let tex = ctx.load_texture("canvas-mask", overlay(&doc.mask, Dirty::whole(&doc.mask)), TextureOptions::NEAREST);
+        if stale_mask && !(self.view.stroke_active && self.view.mask_tex.is_some()) {
+            let tex = ctx.load_texture("canvas-mask", fitted_overlay(&doc.mask, max_side), TextureOptions::NEAREST);
             self.view.mask_tex = Some((tex, doc.revision));
         }
 
@@ -187,13 +214,13 @@ impl Studio {
         let live = self.run.as_ref().and_then(|r| r.preview.as_ref().map(|p| (p, r.preview_revision)));
         if let Some((p, rev)) = live.filter(|(p, _)| p.dimensions() == size) {
             if self.view.preview_tex.as_ref().is_none_or(|t| t.1 != rev) {
-                self.view.preview_tex = Some((ctx.load_texture("canvas-preview", color_image(p), opts), rev));
+                self.view.preview_tex = Some((ctx.load_texture("canvas-preview", fitted(p, max_side), opts), rev));
             }
             if let Some((t, _)) = &self.view.preview_tex {
                 painter.image(t.id(), img_rect, uv, Color32::WHITE);
             }
         } else if self.comparing {
-            let tex = self.view.compare_tex.get_or_insert_with(|| ctx.load_texture("canvas-original", color_image(doc.original()), opts));
+            let tex = self.view.compare_tex.get_or_insert_with(|| ctx.load_texture("canvas-original", fitted(doc.original(), max_side), opts));
             painter.image(tex.id(), img_rect, uv, Color32::WHITE);
         } else if let Some((t, ..)) = &self.view.image_tex {
             painter.image(t.id(), img_rect, uv, Color32::WHITE);
