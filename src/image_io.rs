@@ -199,3 +199,41 @@ pub fn png_parameters(bytes: &[u8]) -> Option<String> {
     let reader = dec.read_info().ok()?;
     reader.info().uncompressed_latin1_text.iter().find(|t| t.keyword == "parameters").map(|t| t.text.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixteen_bit_alpha_and_grey_images_become_rgb_on_white() {
+        // 16-bit RGBA: one opaque red pixel, one fully transparent, one half-transparent black
+        let mut img = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::new(3, 1);
+        img.put_pixel(0, 0, image::Rgba([65535, 0, 0, 65535]));
+        img.put_pixel(1, 0, image::Rgba([0, 0, 0, 0]));
+        img.put_pixel(2, 0, image::Rgba([0, 0, 0, 32768]));
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgba16(img).write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+        let rgb = to_rgb_on_white(&decode_bytes(&bytes, Path::new("a.png")).unwrap());
+        assert_eq!(rgb.get_pixel(0, 0).0, [255, 0, 0]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [255, 255, 255]);
+        assert_eq!(rgb.get_pixel(2, 0).0, [127, 127, 127]);
+
+        let grey = image::GrayImage::from_pixel(2, 2, image::Luma([40]));
+        let mut bytes = Vec::new();
+        DynamicImage::ImageLuma8(grey).write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+        let rgb = to_rgb_on_white(&decode_bytes(&bytes, Path::new("g.png")).unwrap());
+        assert_eq!(rgb.get_pixel(1, 1).0, [40, 40, 40]);
+    }
+
+    #[test]
+    fn buckets_keep_aspect_within_four_and_sides_on_the_grid() {
+        for (w, h) in [(1000, 1000), (4000, 1000), (300, 900)] {
+            let (bw, bh) = nearest_bucket(w, h, 512 * 512, 32);
+            assert!(bw % 32 == 0 && bh % 32 == 0);
+            assert!(bw * 4 >= bh && bh * 4 >= bw);
+            let area = (bw * bh) as f64 / (512.0 * 512.0);
+            assert!((0.8..1.25).contains(&area), "{bw}x{bh}");
+        }
+        assert_eq!(nearest_bucket(1000, 1000, 512 * 512, 32), (512, 512));
+    }
+}
