@@ -128,10 +128,9 @@ fn load(m: &ModelArgs) -> Result<Engine> {
 
 fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<ImageSettings> {
     let d = &engine.info;
+    // a fresh seed when none is given; it is printed with the result and stored in the PNG
     let seed = s.seed.unwrap_or_else(|| {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_nanos() as u64).unwrap_or(0) % 1_000_000_000;
-        eprintln!("seed {seed}");
-        seed
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_nanos() as u64).unwrap_or(0) % 1_000_000_000
     });
     let settings = ImageSettings {
         steps: s.steps.or(d.default_steps).unwrap_or(64),
@@ -151,9 +150,9 @@ fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<Image
 
 fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
     check_writable(&out.out)?;
-    let total = match &job {
-        Job::Generate { settings, .. } | Job::Inpaint { settings, .. } | Job::Edit { settings, .. } => settings.steps,
-        Job::Ask { settings, .. } => settings.steps,
+    let (total, seed) = match &job {
+        Job::Generate { settings, .. } | Job::Inpaint { settings, .. } | Job::Edit { settings, .. } => (settings.steps, settings.seed),
+        Job::Ask { settings, .. } => (settings.steps, settings.seed),
     };
     let mut p = Bar::new(total, job.kind());
     let started = std::time::Instant::now();
@@ -166,7 +165,7 @@ fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
     if let Some(t) = &out.tokens_out {
         codes::write(t, &grid)?;
     }
-    eprintln!("{} in {:.2}s -> {}", job.kind(), started.elapsed().as_secs_f64(), out.out.display());
+    eprintln!("{} in {:.2}s (seed {seed}) -> {}", job.kind(), started.elapsed().as_secs_f64(), out.out.display());
     Ok(())
 }
 
