@@ -143,6 +143,25 @@ fn run(a: Args) -> Result<()> {
             let scenes = vq_train::scenes(&mut rng, a.vq_batch);
             let refs: Vec<_> = scenes.iter().collect();
             let images = vq_train::batch_images(&refs, &dev).map_err(err)?;
+            // phase 1 (first 40%): a plain autoencoder; then k-means codes; then VQ
+            let ae_until = a.vq_steps * 2 / 5;
+            if s < ae_until {
+                let rec = vq_train::ae_step(&vq, &mut opt, &images).map_err(err)?;
+                if s % 25 == 0 {
+                    eprintln!("vq step {s}/{} (autoencoder): recon mse {rec:.5}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
+                }
+                if s % 100 == 99 {
+                    ckpt.save("vq", &vq_map, s + 1)?;
+                }
+                continue;
+            }
+            if s == ae_until {
+                let pool = vq_train::scenes(&mut rng, 48);
+                let refs: Vec<_> = pool.iter().collect();
+                let imgs = vq_train::batch_images(&refs, &dev).map_err(err)?;
+                vq_train::kmeans_codebook(&vq, &vq_map, &imgs, &mut rng).map_err(err)?;
+                eprintln!("vq step {s}: codebook set to k-means centres of {} latents", 48 * 64);
+            }
             let restart = s % 25 == 24 && s < a.vq_steps * 3 / 4;
             let (rec, used) = vq_train::step(&vq, &mut opt, &vq_map, &images, &mut rng, restart).map_err(err)?;
             if s % 25 == 0 || s + 1 == a.vq_steps {

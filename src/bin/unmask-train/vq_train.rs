@@ -65,6 +65,63 @@ pub fn build(varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
     VqModel::load(&cfg, VarBuilder::from_varmap(varmap, DType::F32, dev))
 }
 
+/// A plain autoencoder step (no quantisation): the first phase, so the latent
+/// learns colour and shape before codes have to separate them.
+pub fn ae_step(vq: &VqModel, opt: &mut candle_nn::AdamW, images: &Tensor) -> candle_core::Result<f32> {
+    let z = vq.encode_latent(images)?;
+    let rec = (vq.decode_latent(&z)? - images)?.sqr()?.mean_all()?;
+    opt.backward_step(&rec)?;
+    rec.to_scalar::<f32>()
+}
+
+/// Sets the codebook to k-means centres (k-means++ seeding, a few Lloyd
+/// rounds) of the latents of `images`.
+pub fn kmeans_codebook(vq: &VqModel, varmap: &VarMap, images: &Tensor, rng: &mut StdRng) -> candle_core::Result<()> {
+    let z = vq.encode_latent(images)?.detach();
+    let (b, e, h, w) = z.dims4()?;
+    let pts = z.permute((0, 2, 3, 1))?.reshape((b * h * w, e))?.to_vec2::<f32>()?;
+    let k = vq.config().num_vq_embeddings;
+    let d2 = |a: &[f32], c: &[f32]| -> f32 { a.iter().zip(c).map(|(x, y)| (x - y) * (x - y)).sum() };
+    let mut centres: Vec<Vec<f32>> = vec![pts[rng.random_range(0..pts.len())].clone()];
+    let mut best: Vec<f32> = pts.iter().map(|p| d2(p, &centres[0])).collect();
+    while centres.len() < k {
+        let total: f32 = best.iter().sum();
+        let mut r = rng.random_range(0.0..total.max(1e-12));
+        let mut pick = pts.len() - 1;
+        for (i, d) in best.iter().enumerate() {
+            if r < *d {
+                pick = i;
+                break;
+            }
+            r -= d;
+        }
+        centres.push(pts[pick].clone());
+        let c = centres.last().cloned().unwrap_or_default();
+        for (i, p) in pts.iter().enumerate() {
+            best[i] = best[i].min(d2(p, &c));
+        }
+    }
+    for _ in 0..8 {
+        let mut sums = vec![vec![0f32; e]; k];
+        let mut counts = vec![0usize; k];
+        for p in &pts {
+            let (j, _) = centres.iter().enumerate().map(|(j, c)| (j, d2(p, c))).fold((0, f32::MAX), |a, x| if x.1 < a.1 { x } else { a });
+            counts[j] += 1;
+            sums[j].iter_mut().zip(p).for_each(|(s, v)| *s += v);
+        }
+        for j in 0..k {
+            if counts[j] > 0 {
+                centres[j] = sums[j].iter().map(|s| s / counts[j] as f32).collect();
+            }
+        }
+    }
+    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+    if let Some(cb) = data.get("quantize.embedding.weight") {
+        cb.set(&Tensor::new(centres, cb.device())?)?;
+    }
+    Ok(())
+}
+
 /// One optimisation step; returns (reconstruction mse, codes used in the batch).
 pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, varmap: &VarMap, images: &Tensor, restart_rng: &mut StdRng, restart: bool) -> candle_core::Result<(f32, usize)> {
     let z = vq.encode_latent(images)?;
