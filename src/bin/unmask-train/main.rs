@@ -30,6 +30,9 @@ struct Args {
     vq_steps: usize,
     #[arg(long, default_value_t = 8)]
     vq_batch: usize,
+    /// VQ-VAE channels per level, comma-separated (4 levels: 8 px per code)
+    #[arg(long, value_delimiter = ',', default_value = "8,16,32,32")]
+    vq_channels: Vec<usize>,
     #[arg(long, default_value_t = 1100)]
     lm_steps: usize,
     #[arg(long, default_value_t = 32)]
@@ -123,13 +126,13 @@ fn run(a: Args) -> Result<()> {
     // 1. tokenizer
     let (tok, text_vocab) = tokenizer::build().map_err(err)?;
     tokenizer::save(&tok, &a.out.join("tokenizer.json")).map_err(err)?;
-    let vq_cfg = vq_train::config();
+    let vq_cfg = vq_train::config_with(&a.vq_channels);
     let special = tokenizer::special_tokens(text_vocab, vq_cfg.num_vq_embeddings as u32);
     eprintln!("tokenizer: {text_vocab} text tokens");
 
     // 2. VQ-VAE
     let mut vq_map = VarMap::new();
-    let vq = vq_train::build(&vq_map, &dev).map_err(err)?;
+    let vq = vq_train::build(&vq_cfg, &vq_map, &dev).map_err(err)?;
     let vq_start = if a.resume || a.check_vq.is_some() { ckpt.load("vq", &mut vq_map)? } else { 0 };
     if let Some(n) = a.check_vq {
         return check_vq(&vq, n, &a.out.join("vq-check.png"), &dev);
@@ -226,7 +229,7 @@ fn run(a: Args) -> Result<()> {
         }
         ckpt.save("lm", &lm_map, a.lm_steps)?;
     }
-    write_bundle(&a, &cfg, &special, &vq_map, &lm_map)?;
+    write_bundle(&a, &cfg, &vq_cfg, &special, &vq_map, &lm_map)?;
     eprintln!("done in {:.0} s (VQ-VAE {:.0} s); bundle in {}", started.elapsed().as_secs_f64(), vq_secs, a.out.display());
     Ok(())
 }
@@ -275,7 +278,7 @@ fn lm_step(w: &lm::Weights, cfg: &LladaConfig, sp: &unmask::SpecialTokens, sampl
 }
 
 /// Writes the released layout: config.json, model.safetensors, vqvae/, unmask.json.
-fn write_bundle(a: &Args, cfg: &LladaConfig, sp: &unmask::SpecialTokens, vq_map: &VarMap, lm_map: &VarMap) -> Result<()> {
+fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, sp: &unmask::SpecialTokens, vq_map: &VarMap, lm_map: &VarMap) -> Result<()> {
     let out = &a.out;
     let config = serde_json::json!({
         "architectures": ["LLaDAModelLM"], "model_type": "llada", "activation_type": "silu", "alibi": false,
@@ -289,7 +292,6 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, sp: &unmask::SpecialTokens, vq_map:
     });
     write_json(&out.join("config.json"), &config)?;
     lm_map.save(out.join("model.safetensors")).map_err(err)?;
-    let vq_cfg = vq_train::config();
     let mut vq_json = serde_json::to_value(serde_json::json!({
         "_class_name": "VQModel",
         "block_out_channels": vq_cfg.block_out_channels, "layers_per_block": vq_cfg.layers_per_block,

@@ -11,12 +11,14 @@ use unmask::shapes::{render::render, world::Scene};
 
 pub const SIDE: u32 = 64;
 
-pub fn config() -> VqConfig {
+/// `norm_num_groups` is 4 so that it divides every channel count from 8 up.
+pub fn config_with(channels: &[usize]) -> VqConfig {
+    let n = channels.len();
     serde_json::from_value(serde_json::json!({
         "_class_name": "VQModel",
-        "block_out_channels": [8, 16, 32, 32],
-        "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
-        "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+        "block_out_channels": channels,
+        "down_block_types": vec!["DownEncoderBlock2D"; n],
+        "up_block_types": vec!["UpDecoderBlock2D"; n],
         "in_channels": 3, "out_channels": 3, "latent_channels": 8, "layers_per_block": 1,
         "num_vq_embeddings": 256, "norm_num_groups": 4, "norm_type": "group",
         "mid_block_add_attention": false, "lookup_from_codebook": true, "act_fn": "silu",
@@ -53,8 +55,7 @@ pub fn encode_scenes(vq: &VqModel, scenes: &[&Scene], dev: &Device) -> candle_co
     Ok(idx.chunks(h * w).map(|c| CodeGrid { height: h, width: w, codes: c.to_vec() }).collect())
 }
 
-pub fn build(varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
-    let cfg = config();
+pub fn build(cfg: &VqConfig, varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
     {
         let mut data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
         if !data.contains_key("quantize.embedding.weight") {
@@ -62,7 +63,7 @@ pub fn build(varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
             data.insert("quantize.embedding.weight".into(), Var::from_tensor(&cb)?);
         }
     }
-    VqModel::load(&cfg, VarBuilder::from_varmap(varmap, DType::F32, dev))
+    VqModel::load(cfg, VarBuilder::from_varmap(varmap, DType::F32, dev))
 }
 
 /// A plain autoencoder step (no quantisation): the first phase, so the latent
