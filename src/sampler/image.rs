@@ -83,7 +83,7 @@ pub struct ImageStep<'a> {
     pub unmasked: usize,
 }
 
-/// One guidance branch: its prefix, guidance role and cache.
+/// One guidance branch: its prefix, its ML-Cache (if on) and what the cache recomputes next.
 struct Branch {
     prefix: Vec<u32>,
     cache: Option<BranchCache>,

@@ -114,31 +114,28 @@ impl<'a> Prompter<'a> {
 
     /// Instruction editing: text-free branch keeps the image, image-free keeps the text.
     pub fn edit(&self, instruction: &str, image: &CodeGrid) -> Result<ImageLayout> {
-        let p = self.prompt(EDIT_SYSTEM, instruction)?;
-        let u = self.uncond(EDIT_SYSTEM)?;
-        let block = vec![self.image_block(image)];
-        Ok(ImageLayout {
-            cond: Self::with_images(&p, &block),
-            text_free: Some(Self::with_images(&u, &block)),
-            image_free: Some(p),
-            height: image.height,
-            width: image.width,
-            cells: vec![None; image.codes.len()],
-        })
+        self.image_conditioned(EDIT_SYSTEM, instruction, &[image])
     }
 
     /// Style transfer: content then style image; both stay in the text-free branch.
     pub fn style(&self, content: &CodeGrid, style: &CodeGrid) -> Result<ImageLayout> {
-        let p = self.prompt(STYLE_SYSTEM, STYLE_SYSTEM)?;
-        let u = self.uncond(STYLE_SYSTEM)?;
-        let blocks = vec![self.image_block(content), self.image_block(style)];
+        self.image_conditioned(STYLE_SYSTEM, STYLE_SYSTEM, &[content, style])
+    }
+
+    /// An image-to-image task whose target has the first image's size: images
+    /// in the conditional and text-free branches, text alone in the image-free one.
+    fn image_conditioned(&self, system: &str, user: &str, images: &[&CodeGrid]) -> Result<ImageLayout> {
+        let p = self.prompt(system, user)?;
+        let u = self.uncond(system)?;
+        let blocks: Vec<Vec<u32>> = images.iter().map(|g| self.image_block(g)).collect();
+        let first = images[0];
         Ok(ImageLayout {
             cond: Self::with_images(&p, &blocks),
             text_free: Some(Self::with_images(&u, &blocks)),
             image_free: Some(p),
-            height: content.height,
-            width: content.width,
-            cells: vec![None; content.codes.len()],
+            height: first.height,
+            width: first.width,
+            cells: vec![None; first.codes.len()],
         })
     }
 
