@@ -61,6 +61,9 @@ pub struct BundleDefaults {
     pub height: Option<usize>,
     pub steps: Option<usize>,
     pub cfg: Option<f32>,
+    /// Text and image guidance of instruction edits.
+    pub edit_cfg: Option<f32>,
+    pub edit_cfg_img: Option<f32>,
     pub temperature: Option<f32>,
     /// Answer positions for understanding.
     pub gen_length: Option<usize>,

@@ -57,6 +57,8 @@ pub struct ModelInfo {
     pub default_height: Option<usize>,
     pub default_steps: Option<usize>,
     pub default_cfg: Option<f32>,
+    pub default_edit_cfg: Option<f32>,
+    pub default_edit_cfg_img: Option<f32>,
     pub default_temperature: Option<f32>,
 }
 
@@ -86,6 +88,8 @@ impl ModelInfo {
             default_height: b.defaults.height,
             default_steps: b.defaults.steps,
             default_cfg: b.defaults.cfg,
+            default_edit_cfg: b.defaults.edit_cfg,
+            default_edit_cfg_img: b.defaults.edit_cfg_img,
             default_temperature: b.defaults.temperature,
         }
     }

@@ -69,12 +69,13 @@ fn scene_matches(scene: &Scene, found: &[Found]) -> bool {
         && scene.objects.iter().all(|o| matching(o, found).is_some_and(|f| f.shape == o.shape && f.pos == o.pos))
 }
 
-fn image_settings(engine: &Engine, seed: u64) -> ImageSettings {
+/// The bundle's defaults, as the CLI and the Studio use them.
+fn image_settings(engine: &Engine, seed: u64, edit: bool) -> ImageSettings {
     let d = &engine.bundle.defaults;
     ImageSettings {
         steps: d.steps.unwrap_or(12),
-        cfg: d.cfg.unwrap_or(3.0),
-        cfg_img: 2.0,
+        cfg: if edit { d.edit_cfg.unwrap_or(2.5) } else { d.cfg.unwrap_or(3.0) },
+        cfg_img: if edit { d.edit_cfg_img.unwrap_or(4.0) } else { 0.0 },
         temperature: d.temperature.unwrap_or(0.0),
         seed,
         cache: None,
@@ -96,7 +97,7 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
     for i in 0..n {
         // text to image
         let scene = Scene::random(&mut rng);
-        let job = Job::Generate { prompt: scene.caption(), width: side, height: side, settings: image_settings(engine, i as u64) };
+        let job = Job::Generate { prompt: scene.caption(), width: side, height: side, settings: image_settings(engine, i as u64, false) };
         let img = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
         let found = detect(&img);
         for o in &scene.objects {
@@ -127,7 +128,7 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
         // whole token cells covering the layout cell
         let (x0, y0, x1, y1) = (c0 / f * f, r0 / f * f, c1.div_ceil(f) * f, r1.div_ceil(f) * f);
         let mask = image::GrayImage::from_fn(side as u32, side as u32, |x, y| image::Luma([if x >= x0 && x < x1 && y >= y0 && y < y1 { 255 } else { 0 }]));
-        let job = Job::Inpaint { prompt: target.caption(), image: base.clone(), mask: mask.clone(), codes: None, grow: 0, feather: 0.0, settings: image_settings(engine, i as u64) };
+        let job = Job::Inpaint { prompt: target.caption(), image: base.clone(), mask: mask.clone(), codes: None, grow: 0, feather: 0.0, settings: image_settings(engine, i as u64, false) };
         let out = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
         let preserved = out.enumerate_pixels().all(|(x, y, p)| mask.get_pixel(x, y)[0] != 0 || p == base.get_pixel(x, y));
         r.inpaint_preserved.1 += 1;
@@ -138,7 +139,7 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
 
         // edit
         if let Some(e) = random_edit(&scene, &mut rng) {
-            let job = Job::Edit { instruction: e.instruction.clone(), image: base.clone(), fit: FitMode::Native, settings: image_settings(engine, i as u64) };
+            let job = Job::Edit { instruction: e.instruction.clone(), image: base.clone(), fit: FitMode::Native, settings: image_settings(engine, i as u64, true) };
             let out = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
             r.edit.1 += 1;
             r.edit.0 += usize::from(scene_matches(&e.target, &detect(&out)));

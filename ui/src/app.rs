@@ -118,6 +118,8 @@ pub struct Studio {
     pub(crate) view: crate::canvas::View,
     pub(crate) thumbs: crate::canvas::Thumbnails,
     next_seed: u64,
+    /// Text guidance of edits: the release's 2.5 unless the model says otherwise.
+    edit_cfg: f32,
 }
 
 impl Studio {
@@ -148,6 +150,7 @@ impl Studio {
             view: Default::default(),
             thumbs: Default::default(),
             next_seed: seed_from_clock(),
+            edit_cfg: 2.5,
         };
         let model = opts
             .model_dir
@@ -245,7 +248,7 @@ impl Studio {
         };
         ImageSettings {
             steps: s.steps,
-            cfg: if edit { s.cfg.min(2.5) } else { s.cfg },
+            cfg: if edit { s.cfg.min(self.edit_cfg) } else { s.cfg },
             cfg_img: if edit { s.cfg_img } else { 0.0 },
             temperature: s.temperature,
             seed,
@@ -444,6 +447,10 @@ impl Studio {
         if let Some(v) = info.default_temperature {
             s.temperature = v;
         }
+        if let Some(v) = info.default_edit_cfg_img {
+            s.cfg_img = v;
+        }
+        self.edit_cfg = info.default_edit_cfg.unwrap_or(2.5);
     }
 
     /// Drains the worker's events into the state. Call once per frame.

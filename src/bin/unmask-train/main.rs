@@ -26,10 +26,17 @@ struct Args {
     out: PathBuf,
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    #[arg(long, default_value_t = 300)]
+    /// VQ-VAE steps: autoencoder (40%), then quantised, in whitened colours
+    #[arg(long, default_value_t = 2400)]
     vq_steps: usize,
+    /// Steps of the last VQ-VAE phase, fine-tuning in plain RGB
+    #[arg(long, default_value_t = 1500)]
+    vq_finetune_steps: usize,
     #[arg(long, default_value_t = 8)]
     vq_batch: usize,
+    /// VQ-VAE training crop in pixels (a multiple of 8; the image is 48)
+    #[arg(long, default_value_t = 32)]
+    vq_crop: usize,
     /// VQ-VAE channels per level, comma-separated (4 levels: 8 px per code)
     #[arg(long, value_delimiter = ',', default_value = "8,16,32,32")]
     vq_channels: Vec<usize>,
@@ -135,21 +142,33 @@ fn run(a: Args) -> Result<()> {
     let vq = vq_train::build(&vq_cfg, &vq_map, &dev).map_err(err)?;
     let vq_start = if a.resume || a.check_vq.is_some() { ckpt.load("vq", &mut vq_map)? } else { 0 };
     if let Some(n) = a.check_vq {
+        if vq_start < a.vq_steps + a.vq_finetune_steps {
+            // unfinished checkpoints may still work in the whitened colour basis
+            return Err(Error::invalid(format!("VQ-VAE training stopped at step {vq_start} of {}: run with --resume first", a.vq_steps + a.vq_finetune_steps)));
+        }
         return check_vq(&vq, n, &a.out.join("vq-check.png"), &dev);
     }
     if vq_start < a.vq_steps {
         let mut opt = AdamW::new(vq_map.all_vars(), ParamsAdamW { lr: 2e-3, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
+        let whitening = {
+            let mut rng = vq_train::step_rng(a.seed, 3, 0);
+            let pool = vq_train::scenes(&mut rng, 64);
+            vq_train::Whitening::from_images(&vq_train::batch_images(&pool.iter().collect::<Vec<_>>(), &dev).map_err(err)?).map_err(err)?
+        };
         let t0 = Instant::now();
+        let mut usage = vec![0usize; vq_cfg.num_vq_embeddings];
         for s in vq_start..a.vq_steps {
             opt.set_learning_rate(lr_at(s, a.vq_steps, 2e-3));
             let mut rng = vq_train::step_rng(a.seed, 1, s);
             let scenes = vq_train::scenes(&mut rng, a.vq_batch);
             let refs: Vec<_> = scenes.iter().collect();
             let images = vq_train::batch_images(&refs, &dev).map_err(err)?;
+            let images = vq_train::crops(&images, a.vq_crop, vq_cfg.factor(), &mut rng).map_err(err)?;
+            let images = whitening.apply(&images).map_err(err)?;
             // phase 1 (first 40%): a plain autoencoder; then k-means codes; then VQ
             let ae_until = a.vq_steps * 2 / 5;
             if s < ae_until {
-                let rec = vq_train::ae_step(&vq, &mut opt, &images).map_err(err)?;
+                let rec = vq_train::ae_step(&vq, &mut opt, &whitening, &images).map_err(err)?;
                 if s % 25 == 0 {
                     eprintln!("vq step {s}/{} (autoencoder): recon mse {rec:.5}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
                 }
@@ -159,22 +178,50 @@ fn run(a: Args) -> Result<()> {
                 continue;
             }
             if s == ae_until {
-                let pool = vq_train::scenes(&mut rng, 48);
+                let pool = vq_train::scenes(&mut rng, 96);
                 let refs: Vec<_> = pool.iter().collect();
-                let imgs = vq_train::batch_images(&refs, &dev).map_err(err)?;
+                let imgs = whitening.apply(&vq_train::batch_images(&refs, &dev).map_err(err)?).map_err(err)?;
                 vq_train::kmeans_codebook(&vq, &vq_map, &imgs, &mut rng).map_err(err)?;
-                eprintln!("vq step {s}: codebook set to k-means centres of {} latents", 48 * 64);
+                eprintln!("vq step {s}: codebook set to k-means centres of the latents of {} scenes", pool.len());
             }
-            let restart = s % 25 == 24 && s < a.vq_steps * 3 / 4;
-            let (rec, used) = vq_train::step(&vq, &mut opt, &vq_map, &images, &mut rng, restart).map_err(err)?;
-            if s % 25 == 0 || s + 1 == a.vq_steps {
-                eprintln!("vq step {s}/{}: recon mse {rec:.5}, codes used {used}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
+            let restart = s % 50 == 49 && s < a.vq_steps * 3 / 4;
+            let rec = vq_train::step(&vq, &mut opt, &vq_map, &whitening, &images, &mut rng, &mut usage, restart).map_err(err)?;
+            if s % 50 == 48 || s + 1 == a.vq_steps {
+                let live = usage.iter().filter(|u| **u > 0).count();
+                eprintln!("vq step {s}/{}: recon loss {rec:.5}, codes used in the last 50 steps {live}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
             }
             if s % 100 == 99 {
                 ckpt.save("vq", &vq_map, s + 1)?;
             }
         }
+        // from here on the model maps RGB to RGB
+        whitening.fold(&vq_map).map_err(err)?;
         ckpt.save("vq", &vq_map, a.vq_steps)?;
+    }
+    // VQ phase 4: fine-tuning in plain RGB at a lower rate. Why: the whitened
+    // loss weighs brightness least, and after phase 3 the shapes had the right
+    // hues but dark streaks and specks, which the detector cannot read.
+    let total = a.vq_steps + a.vq_finetune_steps;
+    if vq_start.max(a.vq_steps) < total {
+        let first = vq_start.max(a.vq_steps);
+        let mut opt = AdamW::new(vq_map.all_vars(), ParamsAdamW { lr: 5e-4, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
+        let rgb = vq_train::Whitening::identity();
+        let mut usage = vec![0usize; vq_cfg.num_vq_embeddings];
+        let t0 = Instant::now();
+        for s in first..total {
+            opt.set_learning_rate(lr_at(s - a.vq_steps, a.vq_finetune_steps, 5e-4));
+            let mut rng = vq_train::step_rng(a.seed, 4, s);
+            let scenes = vq_train::scenes(&mut rng, a.vq_batch);
+            let images = vq_train::batch_images(&scenes.iter().collect::<Vec<_>>(), &dev).map_err(err)?;
+            let images = vq_train::crops(&images, a.vq_crop, vq_cfg.factor(), &mut rng).map_err(err)?;
+            let rec = vq_train::step(&vq, &mut opt, &vq_map, &rgb, &images, &mut rng, &mut usage, false).map_err(err)?;
+            if s % 50 == 48 || s + 1 == total {
+                eprintln!("vq fine-tune step {s}/{total}: rgb recon mse {rec:.5}, {:.1} s", t0.elapsed().as_secs_f64());
+            }
+            if s % 100 == 99 || s + 1 == total {
+                ckpt.save("vq", &vq_map, s + 1)?;
+            }
+        }
     }
     let vq_secs = started.elapsed().as_secs_f64();
 
@@ -310,7 +357,7 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, s
         "special_tokens": sp,
         "defaults": {
             "name": "unmask-shapes", "width": vq_train::SIDE, "height": vq_train::SIDE,
-            "steps": 12, "cfg": 3.0, "temperature": 0.0, "gen_length": a.gen_length
+            "steps": 12, "cfg": 3.0, "edit_cfg": 2.5, "edit_cfg_img": 2.0, "temperature": 0.0, "gen_length": a.gen_length
         }
     });
     write_json(&out.join("unmask.json"), &unmask_json)

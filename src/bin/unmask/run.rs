@@ -134,8 +134,8 @@ fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<Image
     });
     let settings = ImageSettings {
         steps: s.steps.or(d.default_steps).unwrap_or(64),
-        cfg: s.cfg.unwrap_or(if edit { 2.5 } else { d.default_cfg.unwrap_or(4.0) }),
-        cfg_img: if edit { s.cfg_img.unwrap_or(4.0) } else { s.cfg_img.unwrap_or(0.0) },
+        cfg: s.cfg.unwrap_or(if edit { d.default_edit_cfg.unwrap_or(2.5) } else { d.default_cfg.unwrap_or(4.0) }),
+        cfg_img: if edit { s.cfg_img.or(d.default_edit_cfg_img).unwrap_or(4.0) } else { s.cfg_img.unwrap_or(0.0) },
         temperature: s.temperature.or(d.default_temperature).unwrap_or(1.0),
         seed,
         cache: s.cache.then_some(CacheSettings {
