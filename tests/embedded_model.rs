@@ -1,0 +1,171 @@
+//! The embedded default model (models/unmask-shapes) end to end, one test per
+//! task. The first group checks what must hold whatever the model's quality
+//! (found without `--model`, the bundle's size and defaults, answers in the
+//! model's vocabulary, inpainting keeps every pixel outside the mask). The
+//! `quality_*` tests ask for the behaviour on single cases; the
+//! current model is below its targets (model card:
+//! models/unmask-shapes/README.md), so they are ignored until it is retrained:
+//! `cargo test --release --test embedded_model -- --ignored`.
+
+mod common;
+
+use std::process::Command;
+
+use unmask::shapes::detect::{detect, Found};
+use unmask::shapes::render::render;
+use unmask::shapes::world::{Color, Object, Pos, Scene, Shape, Size};
+use unmask::tasks::{self, FitMode, Job, Output};
+use unmask::{DeviceChoice, Engine};
+
+fn embedded() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/unmask-shapes");
+    assert!(dir.join("config.json").is_file(), "embedded model missing at {}", dir.display());
+    dir
+}
+
+fn engine() -> Engine {
+    Engine::load(embedded(), DeviceChoice::Cpu).expect("load the embedded model")
+}
+
+fn unmask(args: &[&str]) -> String {
+    // no --model: the binary must find models/unmask-shapes by itself
+    let out = Command::new(env!("CARGO_BIN_EXE_unmask")).args(args).env_remove("UNMASK_MODEL").output().expect("run unmask");
+    assert!(out.status.success(), "unmask {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn has(found: &[Found], color: Color, shape: Shape, pos: u8) -> bool {
+    found.iter().any(|f| f.color == color && f.shape == shape && f.pos == Pos(pos))
+}
+
+/// The bundle's defaults (greedy), as the CLI uses them.
+fn image_settings(e: &Engine, edit: bool) -> unmask::sampler::ImageSettings {
+    let d = &e.bundle.defaults;
+    let (cfg, cfg_img) = if edit { (d.edit_cfg.unwrap(), d.edit_cfg_img.unwrap()) } else { (d.cfg.unwrap(), 0.0) };
+    unmask::sampler::ImageSettings { steps: d.steps.unwrap(), cfg, cfg_img, temperature: d.temperature.unwrap(), ..Default::default() }
+}
+
+fn image(out: Output) -> image::RgbImage {
+    match out {
+        Output::Image { image, .. } => image,
+        other => panic!("expected an image, got {other:?}"),
+    }
+}
+
+#[test]
+fn cli_runs_with_no_model_argument() {
+    let dir = common::scratch("embedded-cli-plain");
+    let png = dir.join("x.png");
+    unmask(&["generate", "--prompt", "a large red circle in the center", "--out", png.to_str().unwrap()]);
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (48, 48), "the bundle's native size");
+    let answer = unmask(&["ask", "--image", png.to_str().unwrap(), "--question", "what color is the circle?"]);
+    let words = unmask::shapes::world::vocabulary();
+    let answer = answer.trim();
+    assert!(!answer.is_empty(), "empty answer");
+    for w in answer.split_whitespace() {
+        assert!(words.iter().any(|v| v == w), "{w:?} is not a word of the model's world (answer {answer:?})");
+    }
+    let info = unmask(&["info", "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["default_steps"], 12);
+}
+
+#[test]
+fn eval_runs_and_inpainting_keeps_the_outside() {
+    let e = engine();
+    let r = unmask::shapes::eval::evaluate(&e, 3, 77).unwrap();
+    assert_eq!(r.inpaint_preserved, (3, 3), "{}", r.table());
+    assert_eq!(r.answers.1, 3);
+    assert_eq!(r.color.1, r.shape.1);
+}
+
+#[test]
+#[ignore = "below target: see models/unmask-shapes/README.md"]
+fn quality_cli_sketches_and_answers_with_no_model_argument() {
+    let dir = common::scratch("embedded-cli-quality");
+    let png = dir.join("x.png");
+    unmask(&["generate", "--prompt", "a large red circle in the center", "--out", png.to_str().unwrap()]);
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (48, 48), "the bundle's native size");
+    let found = detect(&img);
+    assert!(has(&found, Color::Red, Shape::Circle, 4), "detected {found:?}");
+    let answer = unmask(&["ask", "--image", png.to_str().unwrap(), "--question", "what color is the circle?"]);
+    assert_eq!(answer.trim(), "red");
+}
+
+#[test]
+#[ignore = "below target: see models/unmask-shapes/README.md"]
+fn quality_edit_recolours_the_shape() {
+    let e = engine();
+    let scene = Scene { objects: vec![Object { shape: Shape::Circle, color: Color::Red, size: Size::Large, pos: Pos(4) }] };
+    let job = Job::Edit { instruction: "make the circle green".into(), image: render(&scene, 48), fit: FitMode::Native, settings: image_settings(&e, true) };
+    let found = detect(&image(tasks::run(&e, &job, &mut unmask::sampler::Quiet).unwrap()));
+    assert!(has(&found, Color::Green, Shape::Circle, 4), "detected {found:?}");
+    assert!(!found.iter().any(|f| f.color == Color::Red), "the red circle is still there: {found:?}");
+}
+
+fn inpaint_case(e: &Engine) -> (image::RgbImage, image::RgbImage, image::GrayImage) {
+    let scene = Scene {
+        objects: vec![
+            Object { shape: Shape::Square, color: Color::Blue, size: Size::Large, pos: Pos(0) },
+            Object { shape: Shape::Circle, color: Color::Yellow, size: Size::Large, pos: Pos(8) },
+        ],
+    };
+    let base = render(&scene, 48);
+    // the bottom-right layout cell: exactly 2 x 2 token cells of 8 px
+    let mask = image::GrayImage::from_fn(48, 48, |x, y| image::Luma([if x >= 32 && y >= 32 { 255 } else { 0 }]));
+    let prompt = "a large blue square at the top left and a large red star at the bottom right";
+    let job = Job::Inpaint { prompt: prompt.into(), image: base.clone(), mask: mask.clone(), codes: None, grow: 0, feather: 0.0, settings: image_settings(e, false) };
+    let out = image(tasks::run(e, &job, &mut unmask::sampler::Quiet).unwrap());
+    (base, out, mask)
+}
+
+#[test]
+fn inpaint_keeps_every_pixel_outside_the_mask() {
+    let (base, out, mask) = inpaint_case(&engine());
+    assert_eq!(out.dimensions(), base.dimensions());
+    for (x, y, p) in out.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, base.get_pixel(x, y), "pixel ({x}, {y}) outside the mask changed");
+        }
+    }
+}
+
+#[test]
+fn edit_returns_an_image_of_the_input_size() {
+    let e = engine();
+    let scene = Scene { objects: vec![Object { shape: Shape::Circle, color: Color::Red, size: Size::Large, pos: Pos(4) }] };
+    let job = Job::Edit { instruction: "make the circle green".into(), image: render(&scene, 48), fit: FitMode::Native, settings: image_settings(&e, true) };
+    assert_eq!(image(tasks::run(&e, &job, &mut unmask::sampler::Quiet).unwrap()).dimensions(), (48, 48));
+}
+
+#[test]
+#[ignore = "below target: see models/unmask-shapes/README.md"]
+fn quality_inpaint_fills_the_region() {
+    let (_, out, _) = inpaint_case(&engine());
+    let found = detect(&out);
+    assert!(has(&found, Color::Red, Shape::Star, 8), "detected {found:?}");
+    assert!(has(&found, Color::Blue, Shape::Square, 0), "detected {found:?}");
+}
+
+#[test]
+#[ignore = "below target: see models/unmask-shapes/README.md"]
+fn quality_answers_questions_about_a_rendered_scene() {
+    let e = engine();
+    let scene = Scene {
+        objects: vec![
+            Object { shape: Shape::Triangle, color: Color::Purple, size: Size::Large, pos: Pos(3) },
+            Object { shape: Shape::Square, color: Color::Orange, size: Size::Small, pos: Pos(2) },
+        ],
+    };
+    let img = render(&scene, 48);
+    let g = e.bundle.defaults.gen_length.unwrap();
+    for (q, a) in [("what color is the triangle?", "purple"), ("how many shapes are there?", "two"), ("is there a star?", "no")] {
+        let job = Job::Ask { question: q.into(), image: img.clone(), fit: FitMode::Native, gen_length: g, settings: unmask::sampler::TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0 } };
+        match tasks::run(&e, &job, &mut unmask::sampler::Quiet).unwrap() {
+            Output::Answer { text, .. } => assert_eq!(text.trim(), a, "{q}"),
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+}
