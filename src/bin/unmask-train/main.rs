@@ -32,6 +32,9 @@ struct Args {
     /// Steps of the last VQ-VAE phase, fine-tuning in plain RGB
     #[arg(long, default_value_t = 1500)]
     vq_finetune_steps: usize,
+    /// Steps of decoder-only training after everything else
+    #[arg(long, default_value_t = 1200)]
+    vq_polish_steps: usize,
     #[arg(long, default_value_t = 8)]
     vq_batch: usize,
     /// VQ-VAE training crop in pixels (a multiple of 8; the image is 48)
@@ -109,6 +112,13 @@ impl Ckpt {
         varmap.load(&p).map_err(err)?;
         let s = std::fs::read_to_string(self.step_path(stage)).unwrap_or_default();
         Ok(s.trim().parse().unwrap_or(0))
+    }
+    /// Progress of a phase that trains part of another stage's weights.
+    fn load_step(&self, stage: &str) -> usize {
+        std::fs::read_to_string(self.step_path(stage)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    }
+    fn save_step(&self, stage: &str, step: usize) -> Result<()> {
+        std::fs::write(self.step_path(stage), step.to_string()).map_err(|e| Error::io(self.step_path(stage), e))
     }
     fn save(&self, stage: &str, varmap: &VarMap, step: usize) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
@@ -276,8 +286,42 @@ fn run(a: Args) -> Result<()> {
         }
         ckpt.save("lm", &lm_map, a.lm_steps)?;
     }
+    polish_decoder(&a, &vq, &vq_map, &ckpt, &dev)?;
     write_bundle(&a, &cfg, &vq_cfg, &special, &vq_map, &lm_map)?;
     eprintln!("done in {:.0} s (VQ-VAE {:.0} s); bundle in {}", started.elapsed().as_secs_f64(), vq_secs, a.out.display());
+    Ok(())
+}
+
+/// 4. Decoder polish: more RGB training of the decoder alone, the encoder and
+/// codebook frozen, so every code means what the transformer learned it to
+/// mean (this phase may run after the transformer). Why: small shapes stayed
+/// blurred after the VQ phases, and the decoder is the part that draws them.
+fn polish_decoder(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, ckpt: &Ckpt, dev: &Device) -> Result<()> {
+    let done = if a.resume { ckpt.load_step("vq-polish") } else { 0 };
+    if done >= a.vq_polish_steps {
+        return Ok(());
+    }
+    let vars: Vec<candle_core::Var> = {
+        let data = vq_map.data().lock().map_err(|_| err("varmap lock"))?;
+        data.iter().filter(|(k, _)| k.starts_with("decoder.") || k.starts_with("post_quant_conv.")).map(|(_, v)| v.clone()).collect()
+    };
+    let mut opt = AdamW::new(vars, ParamsAdamW { lr: 5e-4, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
+    let t0 = Instant::now();
+    for s in done..a.vq_polish_steps {
+        opt.set_learning_rate(lr_at(s, a.vq_polish_steps, 5e-4));
+        let mut rng = vq_train::step_rng(a.seed, 5, s);
+        let scenes = vq_train::scenes(&mut rng, a.vq_batch);
+        let images = vq_train::batch_images(&scenes.iter().collect::<Vec<_>>(), dev).map_err(err)?;
+        let images = vq_train::crops(&images, a.vq_crop, vq.factor(), &mut rng).map_err(err)?;
+        let rec = vq_train::decoder_step(vq, &mut opt, &images).map_err(err)?;
+        if s % 50 == 48 || s + 1 == a.vq_polish_steps {
+            eprintln!("decoder polish step {s}/{}: rgb recon mse {rec:.5}, {:.1} s", a.vq_polish_steps, t0.elapsed().as_secs_f64());
+        }
+        if s % 100 == 99 || s + 1 == a.vq_polish_steps {
+            ckpt.save("vq", vq_map, a.vq_steps + a.vq_finetune_steps)?;
+            ckpt.save_step("vq-polish", s + 1)?;
+        }
+    }
     Ok(())
 }
 

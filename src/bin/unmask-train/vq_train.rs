@@ -211,6 +211,18 @@ pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, varmap: &VarMap, wh: &Whit
     rec.to_scalar::<f32>()
 }
 
+/// A decoder-only step in RGB: the codes come from the frozen encoder and
+/// codebook. Returns the reconstruction mse.
+pub fn decoder_step(vq: &VqModel, opt: &mut candle_nn::AdamW, images: &Tensor) -> candle_core::Result<f32> {
+    let z = vq.encode_latent(images)?.detach();
+    let (b, e, h, w) = z.dims4()?;
+    let (idx, _) = nearest(vq, &z)?;
+    let zq = vq.codebook().index_select(&idx, 0)?.detach().reshape((b, h, w, e))?.permute((0, 3, 1, 2))?;
+    let rec = (vq.decode_latent(&zq)? - images)?.sqr()?.mean_all()?;
+    opt.backward_step(&rec)?;
+    rec.to_scalar::<f32>()
+}
+
 pub fn scenes(rng: &mut StdRng, n: usize) -> Vec<Scene> {
     (0..n).map(|_| Scene::random(rng)).collect()
 }
