@@ -70,6 +70,18 @@ pub struct BundleDefaults {
     pub name: Option<String>,
 }
 
+impl BundleDefaults {
+    /// (text, image) guidance of a task: the bundle's values, else the
+    /// release's (4 for images; 2.5 text and 4 image for edits).
+    pub fn guidance(&self, edit: bool) -> (f32, f32) {
+        if edit {
+            (self.edit_cfg.unwrap_or(2.5), self.edit_cfg_img.unwrap_or(4.0))
+        } else {
+            (self.cfg.unwrap_or(4.0), 0.0)
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct UnmaskJson {
     special_tokens: Option<SpecialTokens>,

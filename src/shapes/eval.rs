@@ -72,10 +72,11 @@ fn scene_matches(scene: &Scene, found: &[Found]) -> bool {
 /// The bundle's defaults, as the CLI and the Studio use them.
 fn image_settings(engine: &Engine, seed: u64, edit: bool) -> ImageSettings {
     let d = &engine.bundle.defaults;
+    let (cfg, cfg_img) = d.guidance(edit);
     ImageSettings {
         steps: d.steps.unwrap_or(12),
-        cfg: if edit { d.edit_cfg.unwrap_or(2.5) } else { d.cfg.unwrap_or(3.0) },
-        cfg_img: if edit { d.edit_cfg_img.unwrap_or(4.0) } else { 0.0 },
+        cfg,
+        cfg_img,
         temperature: d.temperature.unwrap_or(0.0),
         seed,
         cache: None,

@@ -110,10 +110,10 @@ impl Ckpt {
             return Ok(0);
         }
         varmap.load(&p).map_err(err)?;
-        let s = std::fs::read_to_string(self.step_path(stage)).unwrap_or_default();
-        Ok(s.trim().parse().unwrap_or(0))
+        Ok(self.load_step(stage))
     }
-    /// Progress of a phase that trains part of another stage's weights.
+    /// Steps done in `stage` (also kept for phases that train part of
+    /// another stage's weights).
     fn load_step(&self, stage: &str) -> usize {
         std::fs::read_to_string(self.step_path(stage)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
     }
@@ -123,7 +123,7 @@ impl Ckpt {
     fn save(&self, stage: &str, varmap: &VarMap, step: usize) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         varmap.save(self.path(stage)).map_err(err)?;
-        std::fs::write(self.step_path(stage), step.to_string()).map_err(|e| Error::io(self.step_path(stage), e))
+        self.save_step(stage, step)
     }
 }
 
@@ -167,18 +167,14 @@ fn run(a: Args) -> Result<()> {
         };
         let t0 = Instant::now();
         let mut usage = vec![0usize; vq_cfg.num_vq_embeddings];
+        // phase 1 (first 40%): a plain autoencoder; then k-means codes; then VQ
+        let ae_until = a.vq_steps * 2 / 5;
         for s in vq_start..a.vq_steps {
             opt.set_learning_rate(lr_at(s, a.vq_steps, 2e-3));
-            let mut rng = vq_train::step_rng(a.seed, 1, s);
-            let scenes = vq_train::scenes(&mut rng, a.vq_batch);
-            let refs: Vec<_> = scenes.iter().collect();
-            let images = vq_train::batch_images(&refs, &dev).map_err(err)?;
-            let images = vq_train::crops(&images, a.vq_crop, vq_cfg.factor(), &mut rng).map_err(err)?;
+            let (images, mut rng) = vq_train::training_batch(a.seed, 1, s, a.vq_batch, a.vq_crop, vq_cfg.factor(), &dev).map_err(err)?;
             let images = whitening.apply(&images).map_err(err)?;
-            // phase 1 (first 40%): a plain autoencoder; then k-means codes; then VQ
-            let ae_until = a.vq_steps * 2 / 5;
             if s < ae_until {
-                let rec = vq_train::ae_step(&vq, &mut opt, &whitening, &images).map_err(err)?;
+                let rec = vq_train::ae_step(&vq, &mut opt, &images).map_err(err)?;
                 if s % 25 == 0 {
                     eprintln!("vq step {s}/{} (autoencoder): recon mse {rec:.5}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
                 }
@@ -195,7 +191,7 @@ fn run(a: Args) -> Result<()> {
                 eprintln!("vq step {s}: codebook set to k-means centres of the latents of {} scenes", pool.len());
             }
             let restart = s % 50 == 49 && s < a.vq_steps * 3 / 4;
-            let rec = vq_train::step(&vq, &mut opt, &vq_map, &whitening, &images, &mut rng, &mut usage, restart).map_err(err)?;
+            let rec = vq_train::step(&vq, &mut opt, &vq_map, &images, &mut rng, &mut usage, restart).map_err(err)?;
             if s % 50 == 48 || s + 1 == a.vq_steps {
                 let live = usage.iter().filter(|u| **u > 0).count();
                 eprintln!("vq step {s}/{}: recon loss {rec:.5}, codes used in the last 50 steps {live}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
@@ -215,16 +211,12 @@ fn run(a: Args) -> Result<()> {
     if vq_start.max(a.vq_steps) < total {
         let first = vq_start.max(a.vq_steps);
         let mut opt = AdamW::new(vq_map.all_vars(), ParamsAdamW { lr: 5e-4, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
-        let rgb = vq_train::Whitening::identity();
         let mut usage = vec![0usize; vq_cfg.num_vq_embeddings];
         let t0 = Instant::now();
         for s in first..total {
             opt.set_learning_rate(lr_at(s - a.vq_steps, a.vq_finetune_steps, 5e-4));
-            let mut rng = vq_train::step_rng(a.seed, 4, s);
-            let scenes = vq_train::scenes(&mut rng, a.vq_batch);
-            let images = vq_train::batch_images(&scenes.iter().collect::<Vec<_>>(), &dev).map_err(err)?;
-            let images = vq_train::crops(&images, a.vq_crop, vq_cfg.factor(), &mut rng).map_err(err)?;
-            let rec = vq_train::step(&vq, &mut opt, &vq_map, &rgb, &images, &mut rng, &mut usage, false).map_err(err)?;
+            let (images, mut rng) = vq_train::training_batch(a.seed, 4, s, a.vq_batch, a.vq_crop, vq_cfg.factor(), &dev).map_err(err)?;
+            let rec = vq_train::step(&vq, &mut opt, &vq_map, &images, &mut rng, &mut usage, false).map_err(err)?;
             if s % 50 == 48 || s + 1 == total {
                 eprintln!("vq fine-tune step {s}/{total}: rgb recon mse {rec:.5}, {:.1} s", t0.elapsed().as_secs_f64());
             }
@@ -292,7 +284,7 @@ fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
-/// 4. Decoder polish: more RGB training of the decoder alone, the encoder and
+/// VQ phase 5, decoder polish: more RGB training of the decoder alone, the encoder and
 /// codebook frozen, so every code means what the transformer learned it to
 /// mean (this phase may run after the transformer). Why: small shapes stayed
 /// blurred after the VQ phases, and the decoder is the part that draws them.
@@ -309,10 +301,7 @@ fn polish_decoder(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, ckpt: 
     let t0 = Instant::now();
     for s in done..a.vq_polish_steps {
         opt.set_learning_rate(lr_at(s, a.vq_polish_steps, 5e-4));
-        let mut rng = vq_train::step_rng(a.seed, 5, s);
-        let scenes = vq_train::scenes(&mut rng, a.vq_batch);
-        let images = vq_train::batch_images(&scenes.iter().collect::<Vec<_>>(), dev).map_err(err)?;
-        let images = vq_train::crops(&images, a.vq_crop, vq.factor(), &mut rng).map_err(err)?;
+        let (images, _) = vq_train::training_batch(a.seed, 5, s, a.vq_batch, a.vq_crop, vq.factor(), dev).map_err(err)?;
         let rec = vq_train::decoder_step(vq, &mut opt, &images).map_err(err)?;
         if s % 50 == 48 || s + 1 == a.vq_polish_steps {
             eprintln!("decoder polish step {s}/{}: rgb recon mse {rec:.5}, {:.1} s", a.vq_polish_steps, t0.elapsed().as_secs_f64());

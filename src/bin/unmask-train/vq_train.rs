@@ -113,12 +113,38 @@ pub fn crops(images: &Tensor, crop: usize, factor: usize, rng: &mut StdRng) -> c
     Tensor::stack(&parts, 0)?.contiguous()
 }
 
+/// Reconstruction loss: the mse in whatever colour basis `x` is in (the
+/// whitened one in phases 1-3, where every colour direction counts alike;
+/// adding the RGB mse at a comparable weight brought the colourless blobs
+/// back within 600 steps, so it is left out).
+fn mse(y: &Tensor, x: &Tensor) -> candle_core::Result<Tensor> {
+    (y - x)?.sqr()?.mean_all()
+}
+
+/// The nearest codes of latents `z` `[B, e, h, w]`: (indices, flat latents
+/// `[B*h*w, e]`, their codes' vectors `[B*h*w, e]`, those as `[B, e, h, w]`).
+fn quantize(vq: &VqModel, z: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
+    let (b, e, h, w) = z.dims4()?;
+    let (idx, flat) = nearest(vq, z)?;
+    let zq_flat = vq.codebook().index_select(&idx, 0)?;
+    let zq = zq_flat.reshape((b, h, w, e))?.permute((0, 3, 1, 2))?;
+    Ok((idx, flat, zq_flat, zq))
+}
+
+/// Scenes of one training step, rendered and cut into grid-aligned crops;
+/// also the step's RNG, for whatever else the step draws.
+pub fn training_batch(seed: u64, stage: u64, step: usize, batch: usize, crop: usize, factor: usize, dev: &Device) -> candle_core::Result<(Tensor, StdRng)> {
+    let mut rng = step_rng(seed, stage, step);
+    let scenes = scenes(&mut rng, batch);
+    let images = batch_images(&scenes.iter().collect::<Vec<_>>(), dev)?;
+    Ok((crops(&images, crop, factor, &mut rng)?, rng))
+}
+
 /// A plain autoencoder step (no quantisation): the first phase, so the latent
 /// learns colour and shape before codes have to separate them.
-/// `images` are in the whitened basis, as are the losses of both steps.
-pub fn ae_step(vq: &VqModel, opt: &mut candle_nn::AdamW, wh: &Whitening, images: &Tensor) -> candle_core::Result<f32> {
+pub fn ae_step(vq: &VqModel, opt: &mut candle_nn::AdamW, images: &Tensor) -> candle_core::Result<f32> {
     let z = vq.encode_latent(images)?;
-    let rec = wh.loss(&vq.decode_latent(&z)?, images)?;
+    let rec = mse(&vq.decode_latent(&z)?, images)?;
     opt.backward_step(&rec)?;
     rec.to_scalar::<f32>()
 }
@@ -174,16 +200,13 @@ pub fn kmeans_codebook(vq: &VqModel, varmap: &VarMap, images: &Tensor, rng: &mut
 /// One optimisation step; returns the reconstruction mse. `used` counts code
 /// assignments since the last restart; with `restart`, codes that none of
 /// those steps used jump to latents of this batch and the counts start over.
-pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, varmap: &VarMap, wh: &Whitening, images: &Tensor, restart_rng: &mut StdRng, used: &mut [usize], restart: bool) -> candle_core::Result<f32> {
+pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, varmap: &VarMap, images: &Tensor, restart_rng: &mut StdRng, used: &mut [usize], restart: bool) -> candle_core::Result<f32> {
     let z = vq.encode_latent(images)?;
-    let (b, e, h, w) = z.dims4()?;
-    let (idx, flat) = nearest(vq, &z)?;
-    let zq_flat = vq.codebook().index_select(&idx, 0)?;
-    let zq = zq_flat.reshape((b, h, w, e))?.permute((0, 3, 1, 2))?;
+    let (idx, flat, zq_flat, zq) = quantize(vq, &z)?;
     // straight-through: decoder gradients reach the encoder unchanged
     let st = (&z + (&zq - &z)?.detach())?;
     let recon = vq.decode_latent(&st)?;
-    let rec = wh.loss(&recon, images)?;
+    let rec = mse(&recon, images)?;
     let codebook_loss = (&zq_flat - flat.detach())?.sqr()?.mean_all()?;
     let commit = (&flat - zq_flat.detach())?.sqr()?.mean_all()?;
     let loss = ((&rec + codebook_loss)? + (commit * 0.25)?)?;
@@ -215,10 +238,8 @@ pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, varmap: &VarMap, wh: &Whit
 /// codebook. Returns the reconstruction mse.
 pub fn decoder_step(vq: &VqModel, opt: &mut candle_nn::AdamW, images: &Tensor) -> candle_core::Result<f32> {
     let z = vq.encode_latent(images)?.detach();
-    let (b, e, h, w) = z.dims4()?;
-    let (idx, _) = nearest(vq, &z)?;
-    let zq = vq.codebook().index_select(&idx, 0)?.detach().reshape((b, h, w, e))?.permute((0, 3, 1, 2))?;
-    let rec = (vq.decode_latent(&zq)? - images)?.sqr()?.mean_all()?;
+    let (_, _, _, zq) = quantize(vq, &z)?;
+    let rec = mse(&vq.decode_latent(&zq.detach())?, images)?;
     opt.backward_step(&rec)?;
     rec.to_scalar::<f32>()
 }
@@ -279,16 +300,11 @@ impl Whitening {
         Ok(Self { p, p_inv })
     }
 
-    /// No change of basis: losses in plain RGB.
-    pub fn identity() -> Self {
-        let i = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-        Self { p: i, p_inv: i }
-    }
-
     fn mat(m: &[[f64; 3]; 3], dev: &Device) -> candle_core::Result<Tensor> {
         Tensor::new(m.iter().flat_map(|r| r.iter().map(|&v| v as f32)).collect::<Vec<f32>>(), dev)?.reshape((3, 3))
     }
 
+    /// `m` applied to the colour of every pixel of `x` `[B, 3, H, W]`.
     fn map(m: &[[f64; 3]; 3], x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         Self::mat(m, x.device())?.broadcast_matmul(&x.reshape((b, c, h * w))?)?.reshape((b, c, h, w))
@@ -297,14 +313,6 @@ impl Whitening {
     /// `[B, 3, H, W]` RGB -> whitened.
     pub fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         Self::map(&self.p, x)
-    }
-
-    /// Reconstruction loss of whitened `y` against whitened `x`: the mse in
-    /// the whitened basis, where every colour direction counts alike. (Adding
-    /// the RGB mse at a comparable weight brought the colourless blobs back
-    /// within 600 steps, so it is left out.)
-    pub fn loss(&self, y: &Tensor, x: &Tensor) -> candle_core::Result<Tensor> {
-        (y - x)?.sqr()?.mean_all()
     }
 
     /// Rewrites the weights so that the model maps RGB to RGB: the
@@ -392,10 +400,7 @@ mod tests {
             }
         }
         // the unfolded model on whitened input, mapped back, equals the folded model on RGB
-        let before = vq.decode_latent(&vq.encode_latent(&xw)?)?;
-        let (b, c, h, w) = before.dims4()?;
-        let pinv = Whitening::mat(&wh.p_inv, &dev)?;
-        let before = pinv.broadcast_matmul(&before.reshape((b, c, h * w))?)?.reshape((b, c, h, w))?;
+        let before = Whitening::map(&wh.p_inv, &vq.decode_latent(&vq.encode_latent(&xw)?)?)?;
         wh.fold(&map)?;
         let vq = VqModel::load(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
         let after = vq.decode_latent(&vq.encode_latent(&x)?)?;

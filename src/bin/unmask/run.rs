@@ -132,10 +132,11 @@ fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<Image
     let seed = s.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_nanos() as u64).unwrap_or(0) % 1_000_000_000
     });
+    let (cfg, cfg_img) = engine.bundle.defaults.guidance(edit);
     let settings = ImageSettings {
         steps: s.steps.or(d.default_steps).unwrap_or(64),
-        cfg: s.cfg.unwrap_or(if edit { d.default_edit_cfg.unwrap_or(2.5) } else { d.default_cfg.unwrap_or(4.0) }),
-        cfg_img: if edit { s.cfg_img.or(d.default_edit_cfg_img).unwrap_or(4.0) } else { s.cfg_img.unwrap_or(0.0) },
+        cfg: s.cfg.unwrap_or(cfg),
+        cfg_img: s.cfg_img.unwrap_or(cfg_img),
         temperature: s.temperature.or(d.default_temperature).unwrap_or(1.0),
         seed,
         cache: s.cache.then_some(CacheSettings {
