@@ -4,6 +4,7 @@
 //! Layers, each using only those above it: [`model`] (tensors) <- `sampler`
 //! (algorithms) <- `worker` (jobs and threads) <- front ends (CLI, `ui/`).
 
+pub mod alloc;
 pub mod bundle;
 pub mod codes;
 pub mod composite;

@@ -134,7 +134,12 @@ pub fn random_object(rng: &mut impl Rng, taken: &[Pos]) -> Object {
 impl Scene {
     /// One to three objects at distinct positions.
     pub fn random(rng: &mut impl Rng) -> Scene {
-        let n = rng.random_range(1..=3);
+        Self::random_upto(rng, 3)
+    }
+
+    /// One to `max` objects at distinct positions.
+    pub fn random_upto(rng: &mut impl Rng, max: usize) -> Scene {
+        let n = rng.random_range(1..=max.max(1));
         let mut objects: Vec<Object> = Vec::new();
         for _ in 0..n {
             let taken: Vec<Pos> = objects.iter().map(|o| o.pos).collect();

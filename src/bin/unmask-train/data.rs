@@ -26,22 +26,25 @@ pub enum Plan {
     Answer { scene: Scene, question: String, answer: String },
 }
 
-impl Plan {
-    /// The task of a whole batch (one task per batch keeps padding small):
-    /// text-to-image 45%, edit 25%, answers 30%.
-    pub fn random_kind(rng: &mut StdRng) -> u32 {
-        rng.random_range(0..100)
-    }
+/// What a batch trains (one task per batch keeps padding small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    TextToImage,
+    Edit,
+    Answer,
+}
 
-    pub fn random(kind: u32, rng: &mut StdRng) -> Plan {
-        let scene = Scene::random(rng);
-        match kind {
-            0..45 => Plan::TextToImage { scene },
-            45..70 => match random_edit(&scene, rng) {
+impl Plan {
+    /// A plan for `task` on a scene of one to `max_objects` objects.
+    pub fn random(task: Task, max_objects: usize, rng: &mut StdRng) -> Plan {
+        let scene = Scene::random_upto(rng, max_objects);
+        match task {
+            Task::TextToImage => Plan::TextToImage { scene },
+            Task::Edit => match random_edit(&scene, rng) {
                 Some(e) => Plan::Edit { source: scene, instruction: e.instruction, target: e.target },
                 None => Plan::TextToImage { scene },
             },
-            _ => {
+            Task::Answer => {
                 let (question, answer) = random_question(&scene, rng);
                 Plan::Answer { scene, question, answer }
             }
@@ -91,8 +94,20 @@ fn with_image(prompt: &[u32], block: &[u32]) -> Vec<u32> {
     Prompter::with_images(prompt, &[block.to_vec()])
 }
 
-fn shift(targets: Vec<(usize, u32)>, by: usize) -> Vec<(usize, u32)> {
-    targets.into_iter().map(|(p, t)| (p + by, t)).collect()
+fn image_sample(prefix: Vec<u32>, (target, targets): (Vec<u32>, Vec<(usize, u32)>)) -> Sample {
+    let n = prefix.len();
+    let mut ids = prefix;
+    ids.extend(target);
+    let image_targets = targets.into_iter().map(|(i, t)| (i + n, t)).collect();
+    Sample { ids, image_targets, text_targets: vec![] }
+}
+
+/// The same masked text-to-image target after the caption and after the
+/// unconditional prompt: how much lower the first one's loss is measures how
+/// much the model reads its captions.
+pub fn caption_pair(p: &Prompter, scene: &Scene, grid: &CodeGrid, rng: &mut StdRng) -> unmask::Result<(Sample, Sample)> {
+    let target = image_target(p, grid, rng);
+    Ok((image_sample(p.prompt(T2I_SYSTEM, &scene.caption())?, target.clone()), image_sample(p.uncond(T2I_SYSTEM)?, target)))
 }
 
 /// Builds the sample; `codes` are the plan's scenes' code grids in order.
@@ -101,11 +116,7 @@ pub fn build(p: &Prompter, plan: &Plan, codes: &[CodeGrid], gen_length: usize, r
     match plan {
         Plan::TextToImage { scene } => {
             let prefix = if uncond { p.uncond(T2I_SYSTEM)? } else { p.prompt(T2I_SYSTEM, &scene.caption())? };
-            let (target, t) = image_target(p, &codes[0], rng);
-            let n = prefix.len();
-            let mut ids = prefix;
-            ids.extend(target);
-            Ok(Sample { ids, image_targets: shift(t, n), text_targets: vec![] })
+            Ok(image_sample(prefix, image_target(p, &codes[0], rng)))
         }
         Plan::Edit { instruction, .. } => {
             let block = p.image_block(&codes[0]);
@@ -117,11 +128,7 @@ pub fn build(p: &Prompter, plan: &Plan, codes: &[CodeGrid], gen_length: usize, r
             } else {
                 with_image(&p.prompt(EDIT_SYSTEM, instruction)?, &block)
             };
-            let (target, t) = image_target(p, &codes[1], rng);
-            let n = prefix.len();
-            let mut ids = prefix;
-            ids.extend(target);
-            Ok(Sample { ids, image_targets: shift(t, n), text_targets: vec![] })
+            Ok(image_sample(prefix, image_target(p, &codes[1], rng)))
         }
         Plan::Answer { question, answer, .. } => {
             let s = p.special;
@@ -137,16 +144,17 @@ pub fn build(p: &Prompter, plan: &Plan, codes: &[CodeGrid], gen_length: usize, r
             let start = ids.len();
             let mut text_targets = Vec::new();
             for (i, &tok) in region.iter().enumerate() {
-                if rng.random::<f32>() < t {
+                // The answer's words are always masked, the padding after them
+                // at rate t. Why: the words are the only hard targets (one or
+                // two of 8 positions), and the sampler settles the confident
+                // padding first, so "words masked, padding partly known" is
+                // the state it asks the model about.
+                if tok != s.answer_end || rng.random::<f32>() < t {
                     text_targets.push((start + i, tok));
                     ids.push(s.mask);
                 } else {
                     ids.push(tok);
                 }
-            }
-            if text_targets.is_empty() {
-                text_targets.push((start, region[0]));
-                ids[start] = s.mask;
             }
             ids.push(s.answer_end);
             Ok(Sample { ids, image_targets: vec![], text_targets })

@@ -40,8 +40,14 @@ fn rms(x: &Tensor, w: &Tensor, eps: f64) -> candle_core::Result<Tensor> {
     x.broadcast_div(&(v + eps)?.sqrt()?)?.broadcast_mul(w)
 }
 
+/// `x @ w^T` over the last dim; as one 2-D matmul, because a broadcast batched
+/// matmul's backward pass is several times slower on the CPU.
 fn linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    x.broadcast_matmul(&w.t()?)
+    let mut dims = x.dims().to_vec();
+    let last = dims.pop().unwrap_or(1);
+    let rows: usize = dims.iter().product();
+    dims.push(w.dim(0)?);
+    x.reshape((rows, last))?.matmul(&w.t()?)?.reshape(dims)
 }
 
 /// cos/sin `[T, head_dim]` (angles duplicated, rotate-half layout).
@@ -99,14 +105,14 @@ pub fn forward(w: &Weights, cfg: &LladaConfig, ids: &Tensor, key_bias: &Tensor, 
     rms(&x, w.w("ln_f.weight")?, eps)
 }
 
-/// Mean cross-entropy of `hidden` rows `[N, d]` against `targets` (indices into
-/// the head slice starting at `offset` of width `width`).
+/// Cross-entropy `[N]` of each of `hidden`'s rows `[N, d]` against `targets`
+/// (indices into the head slice starting at `offset` of width `width`).
 pub fn ce(w: &Weights, hidden: &Tensor, targets: &[u32], offset: usize, width: usize) -> candle_core::Result<Tensor> {
     let head = w.w("ff_out.weight")?.narrow(0, offset, width)?;
     let logits = hidden.matmul(&head.t()?)?;
     let lsm = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let idx = Tensor::from_slice(targets, (targets.len(), 1), hidden.device())?;
-    lsm.gather(&idx, 1)?.neg()?.mean_all()
+    lsm.gather(&idx, 1)?.neg()?.squeeze(1)
 }
 
 #[cfg(test)]

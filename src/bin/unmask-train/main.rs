@@ -5,13 +5,14 @@
 
 mod data;
 mod lm;
+mod lm_train;
 mod tokenizer;
 mod vq_train;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Device;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use clap::Parser;
 use unmask::model::LladaConfig;
@@ -43,10 +44,13 @@ struct Args {
     /// VQ-VAE channels per level, comma-separated (4 levels: 8 px per code)
     #[arg(long, value_delimiter = ',', default_value = "8,16,32,32")]
     vq_channels: Vec<usize>,
-    #[arg(long, default_value_t = 1100)]
+    #[arg(long, default_value_t = 2100)]
     lm_steps: usize,
     #[arg(long, default_value_t = 32)]
     lm_batch: usize,
+    /// Peak learning rate of the transformer (warm-up, then cosine decay)
+    #[arg(long, default_value_t = 2e-3)]
+    lm_lr: f64,
     #[arg(long, default_value_t = 128)]
     d_model: usize,
     #[arg(long, default_value_t = 4)]
@@ -128,6 +132,7 @@ impl Ckpt {
 }
 
 fn main() {
+    unmask::alloc::keep_freed_buffers();
     if let Err(e) = run(Args::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -234,49 +239,8 @@ fn run(a: Args) -> Result<()> {
     let lm_start = if a.resume { ckpt.load("lm", &mut lm_map)? } else { 0 };
     let prompter = Prompter::new(&tok, special);
     if lm_start < a.lm_steps {
-        let mut opt = AdamW::new(lm_map.all_vars(), ParamsAdamW { lr: 1e-3, weight_decay: 0.01, ..Default::default() }).map_err(err)?;
-        let weights = lm::Weights::from_varmap(&lm_map).map_err(err)?;
-        let t0 = Instant::now();
-        let (mut img_loss_avg, mut txt_loss_avg) = (0.0f32, 0.0f32);
-        let mut enc_secs = 0.0;
-        for s in lm_start..a.lm_steps {
-            opt.set_learning_rate(lr_at(s, a.lm_steps, 2e-3));
-            let mut rng = vq_train::step_rng(a.seed, 2, s);
-            let kind = data::Plan::random_kind(&mut rng);
-            let plans: Vec<data::Plan> = (0..a.lm_batch).map(|_| data::Plan::random(kind, &mut rng)).collect();
-            let scenes: Vec<_> = plans.iter().flat_map(|p| p.scenes()).collect();
-            let te = Instant::now();
-            let grids = vq_train::encode_scenes(&vq, &scenes, &dev).map_err(err)?;
-            enc_secs += te.elapsed().as_secs_f64();
-            let mut samples = Vec::with_capacity(plans.len());
-            let mut gi = 0;
-            for p in &plans {
-                let n = p.scenes().len();
-                samples.push(data::build(&prompter, p, &grids[gi..gi + n], a.gen_length, &mut rng)?);
-                gi += n;
-            }
-            let (li, lt) = lm_step(&weights, &cfg, &special, &samples, &mut opt, &dev).map_err(err)?;
-            // running means over the steps that had each kind of target
-            if li > 0.0 {
-                img_loss_avg = if img_loss_avg == 0.0 { li } else { 0.95 * img_loss_avg + 0.05 * li };
-            }
-            if lt > 0.0 {
-                txt_loss_avg = if txt_loss_avg == 0.0 { lt } else { 0.95 * txt_loss_avg + 0.05 * lt };
-            }
-            if s % 25 == 0 || s + 1 == a.lm_steps {
-                let rate = (s + 1 - lm_start) as f64 / t0.elapsed().as_secs_f64();
-                eprintln!(
-                    "lm step {s}/{}: image loss {img_loss_avg:.3}, answer loss {txt_loss_avg:.3}, {:.0} s ({enc_secs:.0} s encoding), eta {:.0} s",
-                    a.lm_steps,
-                    t0.elapsed().as_secs_f64(),
-                    (a.lm_steps - s - 1) as f64 / rate
-                );
-            }
-            if s % 100 == 99 {
-                ckpt.save("lm", &lm_map, s + 1)?;
-            }
-        }
-        ckpt.save("lm", &lm_map, a.lm_steps)?;
+        let sched = lm_train::Schedule { seed: a.seed, steps: a.lm_steps, batch: a.lm_batch, peak_lr: a.lm_lr, gen_length: a.gen_length };
+        lm_train::train(&sched, lm_start, &cfg, &lm_map, &vq, &prompter, &dev, &mut |step| ckpt.save("lm", &lm_map, step))?;
     }
     polish_decoder(&a, &vq, &vq_map, &ckpt, &dev)?;
     write_bundle(&a, &cfg, &vq_cfg, &special, &vq_map, &lm_map)?;
@@ -312,49 +276,6 @@ fn polish_decoder(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, ckpt: 
         }
     }
     Ok(())
-}
-
-/// One optimisation step over a padded batch; returns (image loss, answer loss).
-fn lm_step(w: &lm::Weights, cfg: &LladaConfig, sp: &unmask::SpecialTokens, samples: &[data::Sample], opt: &mut AdamW, dev: &Device) -> candle_core::Result<(f32, f32)> {
-    let t = samples.iter().map(|s| s.ids.len()).max().unwrap_or(1);
-    let b = samples.len();
-    let mut ids = Vec::with_capacity(b * t);
-    let mut bias = Vec::with_capacity(b * t);
-    let (mut img_rows, mut img_tgt, mut txt_rows, mut txt_tgt) = (vec![], vec![], vec![], vec![]);
-    for (i, s) in samples.iter().enumerate() {
-        for j in 0..t {
-            ids.push(*s.ids.get(j).unwrap_or(&sp.eos));
-            bias.push(if j < s.ids.len() { 0f32 } else { -1e9 });
-        }
-        for &(p, c) in &s.image_targets {
-            img_rows.push((i * t + p) as u32);
-            img_tgt.push(c);
-        }
-        for &(p, c) in &s.text_targets {
-            txt_rows.push((i * t + p) as u32);
-            txt_tgt.push(c);
-        }
-    }
-    let ids = Tensor::from_vec(ids, (b, t), dev)?;
-    let bias = Tensor::from_vec(bias, (b, 1, 1, t), dev)?;
-    let (cos, sin) = lm::rope_tables(cfg, t, dev)?;
-    let h = lm::forward(w, cfg, &ids, &bias, &cos, &sin)?.reshape((b * t, cfg.d_model))?;
-    let mut loss = Tensor::zeros((), DType::F32, dev)?;
-    let (mut li, mut lt) = (0.0, 0.0);
-    if !img_rows.is_empty() {
-        let rows = h.index_select(&Tensor::from_vec(img_rows.clone(), img_rows.len(), dev)?, 0)?;
-        let l = lm::ce(w, &rows, &img_tgt, sp.image_offset as usize, sp.codebook_size as usize)?;
-        li = l.to_scalar::<f32>()?;
-        loss = (loss + l)?;
-    }
-    if !txt_rows.is_empty() {
-        let rows = h.index_select(&Tensor::from_vec(txt_rows.clone(), txt_rows.len(), dev)?, 0)?;
-        let l = lm::ce(w, &rows, &txt_tgt, 0, cfg.vocab)?;
-        lt = l.to_scalar::<f32>()?;
-        loss = (loss + l)?;
-    }
-    opt.backward_step(&loss)?;
-    Ok((li, lt))
 }
 
 /// Writes the released layout: config.json, model.safetensors, vqvae/, unmask.json.

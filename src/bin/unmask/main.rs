@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    unmask::alloc::keep_freed_buffers();
     let cli = args::Cli::parse();
     match run::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
