@@ -192,11 +192,11 @@ fn step(w: &lm::Weights, cfg: &LladaConfig, sp: &SpecialTokens, samples: &[data:
     let (cos, sin) = lm::rope_tables(cfg, t, dev)?;
     let h = lm::forward(w, cfg, &ids, &bias, &cos, &sin)?.reshape((b * t, cfg.d_model))?;
     let mut loss = Tensor::zeros((), DType::F32, dev)?;
-    let mut out = StepOut { loss: loss.clone(), image: None, answer_words: None };
+    let (mut image, mut answer_words) = (None, None);
     if !img_rows.is_empty() {
         let rows = h.index_select(&Tensor::from_vec(img_rows, img_tgt.len(), dev)?, 0)?;
         let l = lm::ce(w, &rows, &img_tgt, sp.image_offset as usize, sp.codebook_size as usize)?.mean_all()?;
-        out.image = Some(l.to_scalar::<f32>()?);
+        image = Some(l.to_scalar::<f32>()?);
         loss = (loss + l)?;
     }
     if !txt_rows.is_empty() {
@@ -205,10 +205,9 @@ fn step(w: &lm::Weights, cfg: &LladaConfig, sp: &SpecialTokens, samples: &[data:
         let values = per_row.to_vec1::<f32>()?;
         let words: Vec<f32> = values.iter().zip(&txt_tgt).filter(|(_, &t)| t != sp.answer_end).map(|(v, _)| *v).collect();
         if !words.is_empty() {
-            out.answer_words = Some(words.iter().sum::<f32>() / words.len() as f32);
+            answer_words = Some(words.iter().sum::<f32>() / words.len() as f32);
         }
         loss = (loss + per_row.mean(D::Minus1)?)?;
     }
-    out.loss = loss;
-    Ok(out)
+    Ok(StepOut { loss, image, answer_words })
 }
