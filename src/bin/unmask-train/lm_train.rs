@@ -20,6 +20,8 @@ pub struct Schedule {
     pub steps: usize,
     pub batch: usize,
     pub peak_lr: f64,
+    /// Adam's second-moment decay
+    pub beta2: f64,
     pub gen_length: usize,
 }
 
@@ -35,7 +37,7 @@ pub fn train(
     save: &mut dyn FnMut(usize) -> unmask::Result<()>,
 ) -> unmask::Result<()> {
     let err = |e: candle_core::Error| unmask::Error::invalid(e.to_string());
-    let mut opt = AdamW::new(map.all_vars(), ParamsAdamW { lr: sched.peak_lr, weight_decay: 0.01, ..Default::default() }).map_err(err)?;
+    let mut opt = AdamW::new(map.all_vars(), ParamsAdamW { lr: sched.peak_lr, weight_decay: 0.01, beta2: sched.beta2, ..Default::default() }).map_err(err)?;
     let w = lm::Weights::from_varmap(map).map_err(err)?;
     let sp = prompter.special;
     let probe = caption_probe(sched.seed, vq, prompter, dev)?;
