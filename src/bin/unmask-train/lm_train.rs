@@ -8,12 +8,12 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::SeedableRng;
-use unmask::model::{LladaConfig, VqModel};
+use unmask::model::LladaConfig;
 use unmask::sampler::Prompter;
 use unmask::SpecialTokens;
 
 use crate::data::Task;
-use crate::{data, lm, lr_at, vq_train};
+use crate::{cell_vq, data, lm, lr_at, vq_train};
 
 pub struct Schedule {
     pub seed: u64,
@@ -31,7 +31,6 @@ pub fn train(
     start: usize,
     cfg: &LladaConfig,
     map: &VarMap,
-    vq: &VqModel,
     prompter: &Prompter,
     dev: &Device,
     save: &mut dyn FnMut(usize) -> unmask::Result<()>,
@@ -40,16 +39,17 @@ pub fn train(
     let mut opt = AdamW::new(map.all_vars(), ParamsAdamW { lr: sched.peak_lr, weight_decay: 0.01, beta2: sched.beta2, ..Default::default() }).map_err(err)?;
     let w = lm::Weights::from_varmap(map).map_err(err)?;
     let sp = prompter.special;
-    let probe = caption_probe(sched.seed, vq, prompter, dev)?;
+    let probe = caption_probe(sched.seed, prompter)?;
     let t0 = Instant::now();
     let (mut img_avg, mut word_avg) = (None::<f32>, None::<f32>);
     std::thread::scope(|scope| -> unmask::Result<()> {
-        // The next batch is prepared while this one trains: drawing, rendering
-        // and VQ-encoding took ~15% of a step when done in line.
+        // The next batch is prepared while this one trains (drawing scenes and
+        // laying out sequences; with the earlier learned codes, rendering and
+        // VQ-encoding took ~15% of a step when done in line).
         let (tx, rx) = mpsc::sync_channel(1);
         scope.spawn(move || {
             for s in start..sched.steps {
-                if tx.send(batch(sched, s, vq, prompter, dev)).is_err() {
+                if tx.send(batch(sched, s, prompter)).is_err() {
                     break;
                 }
             }
@@ -88,12 +88,13 @@ pub fn train(
 
 /// Step `s`'s batch, a pure function of the seed and `s` (so a resumed run
 /// draws what an uninterrupted one would).
-fn batch(sched: &Schedule, s: usize, vq: &VqModel, p: &Prompter, dev: &Device) -> unmask::Result<Vec<data::Sample>> {
+fn batch(sched: &Schedule, s: usize, p: &Prompter) -> unmask::Result<Vec<data::Sample>> {
     let mut rng = vq_train::step_rng(sched.seed, 2, s);
     let (task, max_objects) = curriculum(s, sched.steps, &mut rng);
     let plans: Vec<data::Plan> = (0..sched.batch).map(|_| data::Plan::random(task, max_objects, &mut rng)).collect();
     let scenes: Vec<_> = plans.iter().flat_map(|p| p.scenes()).collect();
-    let grids = vq_train::encode_scenes(vq, &scenes, dev).map_err(|e| unmask::Error::invalid(e.to_string()))?;
+    // the designed codes, which the trained encoder reproduces (cell_vq.rs)
+    let grids: Vec<_> = scenes.iter().map(|s| cell_vq::scene_grid(s)).collect();
     let mut samples = Vec::with_capacity(plans.len());
     let mut gi = 0;
     for plan in &plans {
@@ -138,10 +139,10 @@ pub fn curriculum(s: usize, steps: usize, rng: &mut impl rand::Rng) -> (Task, us
 
 /// 32 held-out text-to-image targets, each after its caption and after the
 /// unconditional prompt.
-fn caption_probe(seed: u64, vq: &VqModel, p: &Prompter, dev: &Device) -> unmask::Result<(Vec<data::Sample>, Vec<data::Sample>)> {
+fn caption_probe(seed: u64, p: &Prompter) -> unmask::Result<(Vec<data::Sample>, Vec<data::Sample>)> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xC0DE);
     let scenes: Vec<_> = (0..32).map(|_| unmask::shapes::world::Scene::random(&mut rng)).collect();
-    let grids = vq_train::encode_scenes(vq, &scenes.iter().collect::<Vec<_>>(), dev).map_err(|e| unmask::Error::invalid(e.to_string()))?;
+    let grids: Vec<_> = scenes.iter().map(cell_vq::scene_grid).collect();
     let mut pairs = (Vec::new(), Vec::new());
     for (scene, grid) in scenes.iter().zip(&grids) {
         let (c, u) = data::caption_pair(p, scene, grid, &mut rng)?;

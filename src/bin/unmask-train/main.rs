@@ -3,6 +3,7 @@
 //! released layout. Deterministic from `--seed`; checkpoints after every
 //! chunk of steps, so an interrupted run resumes with `--resume`.
 
+mod cell_vq;
 mod data;
 mod lm;
 mod lm_train;
@@ -27,34 +28,28 @@ struct Args {
     out: PathBuf,
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// VQ-VAE steps: autoencoder (40%), then quantised, in whitened colours
-    #[arg(long, default_value_t = 2400)]
+    /// VQ-VAE steps (encoder and decoder together, supervised by the scene)
+    #[arg(long, default_value_t = 1400)]
     vq_steps: usize,
-    /// Steps of the last VQ-VAE phase, fine-tuning in plain RGB
-    #[arg(long, default_value_t = 1500)]
-    vq_finetune_steps: usize,
-    /// Steps of decoder-only training after everything else
-    #[arg(long, default_value_t = 1200)]
-    vq_polish_steps: usize,
     #[arg(long, default_value_t = 8)]
     vq_batch: usize,
-    /// VQ-VAE training crop in pixels (a multiple of 8; the image is 48)
-    #[arg(long, default_value_t = 32)]
-    vq_crop: usize,
-    /// VQ-VAE channels per level, comma-separated (4 levels: 8 px per code)
-    #[arg(long, value_delimiter = ',', default_value = "8,16,32,32")]
+    #[arg(long, default_value_t = 3e-3)]
+    vq_lr: f64,
+    /// VQ-VAE channels per level, comma-separated (5 levels: 16 px per code)
+    #[arg(long, value_delimiter = ',', default_value = "8,16,32,32,64")]
     vq_channels: Vec<usize>,
-    #[arg(long, default_value_t = 2100)]
+    #[arg(long, default_value_t = 9000)]
     lm_steps: usize,
     #[arg(long, default_value_t = 32)]
     lm_batch: usize,
     /// Peak learning rate of the transformer (warm-up, then cosine decay)
     #[arg(long, default_value_t = 2e-3)]
     lm_lr: f64,
-    /// Adam's beta2 for the transformer. 0.95 learned much faster early
-    /// (1000 steps: colour 14.9% -> 44.6%) but a full 1950-step run ended
-    /// below this bundle's 0.999 on text-to-image (docs/experiments/lm-binding.md)
-    #[arg(long, default_value_t = 0.999)]
+    /// Adam's beta2 for the transformer. 0.95 learned faster early in the
+    /// earlier recipe (docs/experiments/lm-binding.md); with one code per cell
+    /// and 0.95, one-object text-to-image passed the "right cell, unknown
+    /// object" floor (image loss 0.43) within 450 steps
+    #[arg(long, default_value_t = 0.95)]
     lm_beta2: f64,
     #[arg(long, default_value_t = 128)]
     d_model: usize,
@@ -153,91 +148,19 @@ fn run(a: Args) -> Result<()> {
     // 1. tokenizer
     let (tok, text_vocab) = tokenizer::build().map_err(err)?;
     tokenizer::save(&tok, &a.out.join("tokenizer.json")).map_err(err)?;
-    let vq_cfg = vq_train::config_with(&a.vq_channels);
+    let vq_cfg = cell_vq::config(&a.vq_channels);
     let special = tokenizer::special_tokens(text_vocab, vq_cfg.num_vq_embeddings as u32);
     eprintln!("tokenizer: {text_vocab} text tokens");
 
-    // 2. VQ-VAE
-    let mut vq_map = VarMap::new();
-    let vq = vq_train::build(&vq_cfg, &vq_map, &dev).map_err(err)?;
-    let vq_start = if a.resume || a.check_vq.is_some() { ckpt.load("vq", &mut vq_map)? } else { 0 };
     if let Some(n) = a.check_vq {
-        if vq_start < a.vq_steps + a.vq_finetune_steps {
-            // unfinished checkpoints may still work in the whitened colour basis
-            return Err(Error::invalid(format!("VQ-VAE training stopped at step {vq_start} of {}: run with --resume first", a.vq_steps + a.vq_finetune_steps)));
-        }
+        let mut vq_map = VarMap::new();
+        let vq = cell_vq::build(&vq_cfg, &vq_map, &dev).map_err(err)?;
+        ckpt.load("vq", &mut vq_map)?;
         return check_vq(&vq, n, &a.out.join("vq-check.png"), &dev);
     }
-    if vq_start < a.vq_steps {
-        let mut opt = AdamW::new(vq_map.all_vars(), ParamsAdamW { lr: 2e-3, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
-        let whitening = {
-            let mut rng = vq_train::step_rng(a.seed, 3, 0);
-            let pool = vq_train::scenes(&mut rng, 64);
-            vq_train::Whitening::from_images(&vq_train::batch_images(&pool.iter().collect::<Vec<_>>(), &dev).map_err(err)?).map_err(err)?
-        };
-        let t0 = Instant::now();
-        let mut usage = vec![0usize; vq_cfg.num_vq_embeddings];
-        // phase 1 (first 40%): a plain autoencoder; then k-means codes; then VQ
-        let ae_until = a.vq_steps * 2 / 5;
-        for s in vq_start..a.vq_steps {
-            opt.set_learning_rate(lr_at(s, a.vq_steps, 2e-3));
-            let (images, mut rng) = vq_train::training_batch(a.seed, 1, s, a.vq_batch, a.vq_crop, vq_cfg.factor(), &dev).map_err(err)?;
-            let images = whitening.apply(&images).map_err(err)?;
-            if s < ae_until {
-                let rec = vq_train::ae_step(&vq, &mut opt, &images).map_err(err)?;
-                if s % 25 == 0 {
-                    eprintln!("vq step {s}/{} (autoencoder): recon mse {rec:.5}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
-                }
-                if s % 100 == 99 {
-                    ckpt.save("vq", &vq_map, s + 1)?;
-                }
-                continue;
-            }
-            if s == ae_until {
-                let pool = vq_train::scenes(&mut rng, 96);
-                let refs: Vec<_> = pool.iter().collect();
-                let imgs = whitening.apply(&vq_train::batch_images(&refs, &dev).map_err(err)?).map_err(err)?;
-                vq_train::kmeans_codebook(&vq, &vq_map, &imgs, &mut rng).map_err(err)?;
-                eprintln!("vq step {s}: codebook set to k-means centres of the latents of {} scenes", pool.len());
-            }
-            let restart = s % 50 == 49 && s < a.vq_steps * 3 / 4;
-            let rec = vq_train::step(&vq, &mut opt, &vq_map, &images, &mut rng, &mut usage, restart).map_err(err)?;
-            if s % 50 == 48 || s + 1 == a.vq_steps {
-                let live = usage.iter().filter(|u| **u > 0).count();
-                eprintln!("vq step {s}/{}: recon loss {rec:.5}, codes used in the last 50 steps {live}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
-            }
-            if s % 100 == 99 {
-                ckpt.save("vq", &vq_map, s + 1)?;
-            }
-        }
-        // from here on the model maps RGB to RGB
-        whitening.fold(&vq_map).map_err(err)?;
-        ckpt.save("vq", &vq_map, a.vq_steps)?;
-    }
-    // VQ phase 4: fine-tuning in plain RGB at a lower rate. Why: the whitened
-    // loss weighs brightness least, and after phase 3 the shapes had the right
-    // hues but dark streaks and specks, which the detector cannot read.
-    let total = a.vq_steps + a.vq_finetune_steps;
-    if vq_start.max(a.vq_steps) < total {
-        let first = vq_start.max(a.vq_steps);
-        let mut opt = AdamW::new(vq_map.all_vars(), ParamsAdamW { lr: 5e-4, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
-        let mut usage = vec![0usize; vq_cfg.num_vq_embeddings];
-        let t0 = Instant::now();
-        for s in first..total {
-            opt.set_learning_rate(lr_at(s - a.vq_steps, a.vq_finetune_steps, 5e-4));
-            let (images, mut rng) = vq_train::training_batch(a.seed, 4, s, a.vq_batch, a.vq_crop, vq_cfg.factor(), &dev).map_err(err)?;
-            let rec = vq_train::step(&vq, &mut opt, &vq_map, &images, &mut rng, &mut usage, false).map_err(err)?;
-            if s % 50 == 48 || s + 1 == total {
-                eprintln!("vq fine-tune step {s}/{total}: rgb recon mse {rec:.5}, {:.1} s", t0.elapsed().as_secs_f64());
-            }
-            if s % 100 == 99 || s + 1 == total {
-                ckpt.save("vq", &vq_map, s + 1)?;
-            }
-        }
-    }
-    let vq_secs = started.elapsed().as_secs_f64();
 
-    // 3. transformer
+    // 2. transformer: its image targets are the designed codes of the scenes,
+    // so it needs no trained VQ-VAE and the two halves train independently
     let cfg = lm_config(&a, text_vocab as usize, vq_cfg.num_vq_embeddings);
     let mut lm_map = VarMap::new();
     lm::init(&lm_map, &cfg, &dev).map_err(err)?;
@@ -245,41 +168,44 @@ fn run(a: Args) -> Result<()> {
     let prompter = Prompter::new(&tok, special);
     if lm_start < a.lm_steps {
         let sched = lm_train::Schedule { seed: a.seed, steps: a.lm_steps, batch: a.lm_batch, peak_lr: a.lm_lr, beta2: a.lm_beta2, gen_length: a.gen_length };
-        lm_train::train(&sched, lm_start, &cfg, &lm_map, &vq, &prompter, &dev, &mut |step| ckpt.save("lm", &lm_map, step))?;
+        lm_train::train(&sched, lm_start, &cfg, &lm_map, &prompter, &dev, &mut |step| ckpt.save("lm", &lm_map, step))?;
     }
-    polish_decoder(&a, &vq, &vq_map, &ckpt, &dev)?;
+    // 3. VQ-VAE: the designed cell code (cell_vq.rs)
+    let vq_started = Instant::now();
+    let mut vq_map = VarMap::new();
+    let vq = cell_vq::build(&vq_cfg, &vq_map, &dev).map_err(err)?;
+    let vq_start = if a.resume { ckpt.load("vq", &mut vq_map)? } else { 0 };
+    train_vq(&a, &vq, &vq_map, vq_start, &ckpt, &dev)?;
+    let vq_secs = vq_started.elapsed().as_secs_f64();
     write_bundle(&a, &cfg, &vq_cfg, &special, &vq_map, &lm_map)?;
     eprintln!("done in {:.0} s (VQ-VAE {:.0} s); bundle in {}", started.elapsed().as_secs_f64(), vq_secs, a.out.display());
     Ok(())
 }
 
-/// VQ phase 5, decoder polish: more RGB training of the decoder alone, the encoder and
-/// codebook frozen, so every code means what the transformer learned it to
-/// mean (this phase may run after the transformer). Why: small shapes stayed
-/// blurred after the VQ phases, and the decoder is the part that draws them.
-fn polish_decoder(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, ckpt: &Ckpt, dev: &Device) -> Result<()> {
-    let done = if a.resume { ckpt.load_step("vq-polish") } else { 0 };
-    if done >= a.vq_polish_steps {
+/// Trains the VQ-VAE from step `start` (encoder and decoder together, each
+/// supervised by the rendered scene), then reports how often the encoder
+/// gives the designed codes.
+fn train_vq(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, start: usize, ckpt: &Ckpt, dev: &Device) -> Result<()> {
+    if start >= a.vq_steps {
         return Ok(());
     }
-    let vars: Vec<candle_core::Var> = {
-        let data = vq_map.data().lock().map_err(|_| err("varmap lock"))?;
-        data.iter().filter(|(k, _)| k.starts_with("decoder.") || k.starts_with("post_quant_conv.")).map(|(_, v)| v.clone()).collect()
-    };
-    let mut opt = AdamW::new(vars, ParamsAdamW { lr: 5e-4, weight_decay: 0.0, ..Default::default() }).map_err(err)?;
+    let mut opt = AdamW::new(cell_vq::trainable(vq_map).map_err(err)?, ParamsAdamW { lr: a.vq_lr, weight_decay: 0.0, beta2: 0.95, ..Default::default() }).map_err(err)?;
     let t0 = Instant::now();
-    for s in done..a.vq_polish_steps {
-        opt.set_learning_rate(lr_at(s, a.vq_polish_steps, 5e-4));
-        let (images, _) = vq_train::training_batch(a.seed, 5, s, a.vq_batch, a.vq_crop, vq.factor(), dev).map_err(err)?;
-        let rec = vq_train::decoder_step(vq, &mut opt, &images).map_err(err)?;
-        if s % 50 == 48 || s + 1 == a.vq_polish_steps {
-            eprintln!("decoder polish step {s}/{}: rgb recon mse {rec:.5}, {:.1} s", a.vq_polish_steps, t0.elapsed().as_secs_f64());
+    for s in start..a.vq_steps {
+        opt.set_learning_rate(lr_at(s, a.vq_steps, a.vq_lr));
+        let mut rng = vq_train::step_rng(a.seed, 1, s);
+        let scenes = cell_vq::training_scenes(&mut rng, a.vq_batch);
+        let (enc, dec) = cell_vq::step(vq, &mut opt, &scenes, dev).map_err(err)?;
+        if s % 25 == 0 || s + 1 == a.vq_steps {
+            eprintln!("vq step {s}/{}: encoder mse {enc:.5}, decoder rgb mse {dec:.5}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
         }
-        if s % 100 == 99 || s + 1 == a.vq_polish_steps {
-            ckpt.save("vq", vq_map, a.vq_steps + a.vq_finetune_steps)?;
-            ckpt.save_step("vq-polish", s + 1)?;
+        if s % 100 == 99 || s + 1 == a.vq_steps {
+            ckpt.save("vq", vq_map, s + 1)?;
         }
     }
+    let mut rng = vq_train::step_rng(a.seed, 6, 0);
+    let wrong = cell_vq::encoder_errors(vq, &mut rng, 200, dev).map_err(err)?;
+    eprintln!("vq: encoder codes differ from the designed ones on {wrong}/200 held-out scenes");
     Ok(())
 }
 
