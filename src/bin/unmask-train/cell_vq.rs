@@ -11,9 +11,8 @@
 //! "empty"); the encoder learns to put each cell on its code and the decoder
 //! learns to draw each code, both supervised by the scene that was rendered.
 
-use candle_core::{Device, Tensor, Var};
-use candle_nn::Optimizer;
-use candle_nn::VarMap;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Optimizer, VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use rand::Rng;
 use unmask::model::{CodeGrid, VqConfig, VqModel};
@@ -76,14 +75,37 @@ pub fn config(channels: &[usize]) -> VqConfig {
     cfg
 }
 
-/// A fresh model (see `vq_train::build`) with the designed codebook in place.
+/// Size of the constant offsets `build` gives the first features.
+const CARRIER: f32 = 4.0;
+
+/// A fresh VQ-VAE in `varmap`: the designed codebook, candle's default
+/// initialisation elsewhere, with one change: the encoder's and decoder's `conv_in` biases start at +-CARRIER in
+/// alternate channels. Why: our images are mostly white, so GroupNorm's
+/// per-image statistics swing with how much of the image the shapes cover,
+/// and the decoder then cannot tell a small red shape from a faint large one
+/// (training learned positions but not colours). Large image-independent
+/// offsets in every group make the statistics nearly constant, so GroupNorm
+/// behaves like a fixed affine map; single-batch autoencoder MSE after 100
+/// steps went 0.0209 -> 0.0134 with it (earlier, unsupervised recipe).
 pub fn build(cfg: &VqConfig, varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
     {
         let mut data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
         let cb = Tensor::new(codebook_rows(), dev)?;
         data.insert("quantize.embedding.weight".into(), Var::from_tensor(&cb)?);
     }
-    vq_train::build(cfg, varmap, dev)
+    let fresh = varmap.all_vars().len() <= 1;
+    let vq = VqModel::load(cfg, VarBuilder::from_varmap(varmap, DType::F32, dev))?;
+    if fresh {
+        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+        for name in ["encoder.conv_in.bias", "decoder.conv_in.bias"] {
+            if let Some(v) = data.get(name) {
+                let n = v.as_tensor().dim(0)?;
+                let vals: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { CARRIER } else { -CARRIER }).collect();
+                v.set(&Tensor::new(vals, dev)?)?;
+            }
+        }
+    }
+    Ok(vq)
 }
 
 /// Everything but the codebook, which stays as designed.

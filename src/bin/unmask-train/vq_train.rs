@@ -1,9 +1,8 @@
-//! VQ-VAE helpers for training: the config, rendered batches, a fresh model,
+//! VQ-VAE helpers for training: the config, rendered batches,
 //! nearest-code encoding, and the per-step RNG. (The recipe itself is in
 //! `cell_vq.rs`.)
 
-use candle_core::{DType, Device, Tensor, Var, D};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{DType, Device, Tensor, D};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use unmask::model::{CodeGrid, VqConfig, VqModel};
@@ -55,41 +54,6 @@ pub fn encode_scenes(vq: &VqModel, scenes: &[&Scene], dev: &Device) -> candle_co
     let (idx, _) = nearest(vq, &z)?;
     let idx = idx.to_vec1::<u32>()?;
     Ok(idx.chunks(h * w).map(|c| CodeGrid { height: h, width: w, codes: c.to_vec() }).collect())
-}
-
-/// Size of the constant offsets `build` gives the first features.
-const CARRIER: f32 = 4.0;
-
-/// A fresh VQ-VAE in `varmap` (candle's default initialisation), with one
-/// change: the encoder's and decoder's `conv_in` biases start at +-CARRIER in
-/// alternate channels. Why: our images are mostly white, so GroupNorm's
-/// per-image statistics swing with how much of the image the shapes cover,
-/// and the decoder then cannot tell a small red shape from a faint large one
-/// (training learned positions but not colours). Large image-independent
-/// offsets in every group make the statistics nearly constant, so GroupNorm
-/// behaves like a fixed affine map; single-batch autoencoder MSE after 100
-/// steps went 0.0209 -> 0.0134 with it.
-pub fn build(cfg: &VqConfig, varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
-    {
-        let mut data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
-        if !data.contains_key("quantize.embedding.weight") {
-            let cb = Tensor::randn(0f32, 0.5, (cfg.num_vq_embeddings, cfg.embed_dim()), dev)?;
-            data.insert("quantize.embedding.weight".into(), Var::from_tensor(&cb)?);
-        }
-    }
-    let fresh = varmap.all_vars().len() <= 1;
-    let vq = VqModel::load(cfg, VarBuilder::from_varmap(varmap, DType::F32, dev))?;
-    if fresh {
-        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
-        for name in ["encoder.conv_in.bias", "decoder.conv_in.bias"] {
-            if let Some(v) = data.get(name) {
-                let n = v.as_tensor().dim(0)?;
-                let vals: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { CARRIER } else { -CARRIER }).collect();
-                v.set(&Tensor::new(vals, dev)?)?;
-            }
-        }
-    }
-    Ok(vq)
 }
 
 pub fn step_rng(seed: u64, stage: u64, step: usize) -> StdRng {
