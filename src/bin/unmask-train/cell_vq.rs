@@ -20,9 +20,12 @@ use unmask::shapes::world::{random_object, Object, Pos, Scene, COLORS, SHAPES, S
 
 use crate::vq_train;
 
-/// Codes in the book: 49 used, the rest kept far from every target so that
-/// the encoder never picks them.
+/// Codes in the book during training: `USED`, and spare ones far from every
+/// target, so that the encoder never picks them (the shipped bundle was
+/// trained so; the written bundle keeps the used ones only).
 pub const CODES: usize = 64;
+/// Codes a scene can have: empty, or one of 6 x 4 x 2 objects.
+pub const USED: usize = 1 + 6 * 4 * 2;
 /// Dimensions of a code vector: colour 6, shape 4, size 2, empty 1, spare 3.
 pub const DIM: usize = 16;
 const EMPTY_DIM: usize = 12;
@@ -209,6 +212,7 @@ pub fn encoder_errors(vq: &VqModel, rng: &mut StdRng, n: usize, dev: &Device) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use unmask::shapes::world::{Color, Shape, Size};
 
     #[test]
     fn every_cell_content_has_its_own_code() {
@@ -224,7 +228,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen.len(), 49);
+        assert_eq!(seen.len(), USED);
         // every pair of book rows is apart, used ones by at least sqrt(2)
         for i in 0..CODES {
             for j in 0..i {
@@ -232,5 +236,27 @@ mod tests {
                 assert!(d >= 1.0, "codes {i} and {j} at squared distance {d}");
             }
         }
+    }
+
+    #[test]
+    fn a_scene_grid_holds_each_object_at_its_cell() {
+        let o = Object { shape: Shape::Star, color: Color::Blue, size: Size::Small, pos: Pos(5) };
+        let g = scene_grid(&Scene { objects: vec![o] });
+        assert_eq!((g.height, g.width), (3, 3));
+        for (i, &c) in g.codes.iter().enumerate() {
+            assert_eq!(c, if i == 5 { code_of(Some(&o)) } else { 0 }, "cell {i}");
+        }
+    }
+
+    #[test]
+    fn edge_weights_mark_the_outline_only() -> candle_core::Result<()> {
+        let o = Object { shape: Shape::Square, color: Color::Red, size: Size::Large, pos: Pos(4) };
+        let w = edge_weights(&[Scene { objects: vec![o] }], &Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let side = vq_train::SIDE as usize;
+        let heavy: Vec<(usize, usize)> = w.iter().enumerate().filter(|(_, &v)| v > 1.0).map(|(i, _)| (i % side, i / side)).collect();
+        // a square's outline on both sides of its edge, all inside the centre cell
+        assert!(heavy.len() > 40, "{} edge pixels", heavy.len());
+        assert!(heavy.iter().all(|&(x, y)| (16..32).contains(&x) && (16..32).contains(&y)), "{heavy:?}");
+        Ok(())
     }
 }

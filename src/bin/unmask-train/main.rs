@@ -181,7 +181,18 @@ fn run(a: Args) -> Result<()> {
     train_vq(&a, &vq, &vq_map, vq_start, &ckpt, &dev)?;
     polish_decoder(&a, &vq, &vq_map, &ckpt, &dev)?;
     let vq_secs = vq_started.elapsed().as_secs_f64();
-    write_bundle(&a, &cfg, &vq_cfg, &special, &vq_map, &lm_map)?;
+    // The bundle keeps only the codes a scene can have: the spare rows were
+    // never a target nor an input, yet under guidance the transformer could
+    // still pick one (an edit did), and the decoder draws noise over the
+    // whole image for a vector that far out.
+    let used = cell_vq::USED;
+    let out_cfg = LladaConfig { vocab: text_vocab as usize + used, ..cfg.clone() };
+    let mut out_vq_cfg = vq_cfg.clone();
+    out_vq_cfg.num_vq_embeddings = used;
+    let out_special = tokenizer::special_tokens(text_vocab, used as u32);
+    let lm_rows = trim_rows(&lm_map, &["model.transformer.wte.weight", "model.transformer.ff_out.weight"], out_cfg.vocab)?;
+    let vq_rows = trim_rows(&vq_map, &["quantize.embedding.weight"], used)?;
+    write_bundle(&a, &out_cfg, &out_vq_cfg, &out_special, &vq_rows, &lm_rows)?;
     eprintln!("done in {:.0} s (VQ-VAE {:.0} s); bundle in {}", started.elapsed().as_secs_f64(), vq_secs, a.out.display());
     Ok(())
 }
@@ -239,8 +250,22 @@ fn polish_decoder(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, ckpt: 
     Ok(())
 }
 
+type Tensors = std::collections::HashMap<String, candle_core::Tensor>;
+
+/// The tensors of `map`, the ones named in `names` cut to their first `rows` rows.
+fn trim_rows(map: &VarMap, names: &[&str], rows: usize) -> Result<Tensors> {
+    let data = map.data().lock().map_err(|_| err("varmap lock"))?;
+    data.iter()
+        .map(|(k, v)| {
+            let t = v.as_tensor();
+            let t = if names.contains(&k.as_str()) { t.narrow(0, 0, rows).and_then(|t| t.contiguous()).map_err(err)? } else { t.clone() };
+            Ok((k.clone(), t))
+        })
+        .collect()
+}
+
 /// Writes the released layout: config.json, model.safetensors, vqvae/, unmask.json.
-fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, sp: &unmask::SpecialTokens, vq_map: &VarMap, lm_map: &VarMap) -> Result<()> {
+fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, sp: &unmask::SpecialTokens, vq: &Tensors, lm: &Tensors) -> Result<()> {
     let out = &a.out;
     let config = serde_json::json!({
         "architectures": ["LLaDAModelLM"], "model_type": "llada", "activation_type": "silu", "alibi": false,
@@ -253,7 +278,7 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, s
         "pad_token_id": sp.eos, "torch_dtype": "float32"
     });
     write_json(&out.join("config.json"), &config)?;
-    lm_map.save(out.join("model.safetensors")).map_err(err)?;
+    candle_core::safetensors::save(lm, out.join("model.safetensors")).map_err(err)?;
     let mut vq_json = serde_json::to_value(serde_json::json!({
         "_class_name": "VQModel",
         "block_out_channels": vq_cfg.block_out_channels, "layers_per_block": vq_cfg.layers_per_block,
@@ -267,7 +292,7 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, s
     vq_json["down_block_types"] = serde_json::json!(vec!["DownEncoderBlock2D"; n]);
     vq_json["up_block_types"] = serde_json::json!(vec!["UpDecoderBlock2D"; n]);
     write_json(&out.join("vqvae/config.json"), &vq_json)?;
-    vq_map.save(out.join("vqvae/diffusion_pytorch_model.safetensors")).map_err(err)?;
+    candle_core::safetensors::save(vq, out.join("vqvae/diffusion_pytorch_model.safetensors")).map_err(err)?;
     let unmask_json = serde_json::json!({
         "special_tokens": sp,
         "defaults": {
