@@ -1,7 +1,8 @@
-//! `unmask-train`: trains the embedded default model (VQ-VAE, then the LLaDA
-//! transformer) on the procedural shapes world and writes a bundle in the
-//! released layout. Deterministic from `--seed`; checkpoints after every
-//! chunk of steps, so an interrupted run resumes with `--resume`.
+//! `unmask-train`: trains the embedded default model on the procedural shapes
+//! world (the LLaDA transformer on designed codes, then the VQ-VAE that
+//! writes and draws them) and writes a bundle in the released layout.
+//! Deterministic from `--seed`; checkpoints after every chunk of steps, so an
+//! interrupted run resumes with `--resume`.
 
 mod cell_vq;
 mod data;
@@ -158,7 +159,9 @@ fn run(a: Args) -> Result<()> {
     if let Some(n) = a.check_vq {
         let mut vq_map = VarMap::new();
         let vq = cell_vq::build(&vq_cfg, &vq_map, &dev).map_err(err)?;
-        ckpt.load("vq", &mut vq_map)?;
+        if ckpt.load("vq", &mut vq_map)? == 0 {
+            return Err(Error::invalid(format!("no VQ-VAE checkpoint in {}: train first", ckpt.dir.display())));
+        }
         return check_vq(&vq, n, &a.out.join("vq-check.png"), &dev);
     }
 
@@ -316,13 +319,10 @@ fn check_vq(vq: &unmask::model::VqModel, n: usize, sheet: &Path, dev: &Device) -
         let grid = &vq_train::encode_scenes(vq, &[&scene], dev).map_err(err)?[0];
         let rec = unmask::image_io::from_rgb(&vq.decode(grid)?);
         let found = detect(&rec);
-        let good = found.len() == scene.objects.len()
-            && scene.objects.iter().all(|o| found.iter().any(|f| f.pos == o.pos && f.color == o.color && f.shape == o.shape && f.size == o.size));
-        ok += usize::from(good);
-        for o in &scene.objects {
-            if !found.iter().any(|f| f.pos == o.pos && f.color == o.color && f.shape == o.shape && f.size == o.size) {
-                *missed.entry(format!("{} {}", o.size.name(), o.shape.name())).or_insert(0usize) += 1;
-            }
+        let seen = |o: &unmask::shapes::world::Object| found.iter().any(|f| f.pos == o.pos && f.color == o.color && f.shape == o.shape && f.size == o.size);
+        ok += usize::from(found.len() == scene.objects.len() && scene.objects.iter().all(seen));
+        for o in scene.objects.iter().filter(|o| !seen(o)) {
+            *missed.entry(format!("{} {}", o.size.name(), o.shape.name())).or_insert(0usize) += 1;
         }
         if i < 8 {
             image::imageops::replace(&mut img, &render(&scene, side), 0, (i as u32 * side) as i64);
