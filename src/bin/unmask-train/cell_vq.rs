@@ -25,7 +25,7 @@ use crate::vq_train;
 /// trained so; the written bundle keeps the used ones only).
 pub const CODES: usize = 64;
 /// Codes a scene can have: empty, or one of 6 x 4 x 2 objects.
-pub const USED: usize = 1 + 6 * 4 * 2;
+pub const USED: usize = 1 + COLORS.len() * SHAPES.len() * SIZES.len();
 /// Dimensions of a code vector: colour 6, shape 4, size 2, empty 1, spare 3.
 pub const DIM: usize = 16;
 const EMPTY_DIM: usize = 12;
@@ -64,7 +64,7 @@ pub fn codebook_rows() -> Vec<Vec<f32>> {
         }
     }
     // unused codes: distinct points at least 3 units out along the spare dimensions
-    for (i, row) in rows.iter_mut().enumerate().skip(1 + COLORS.len() * SHAPES.len() * SIZES.len()) {
+    for (i, row) in rows.iter_mut().enumerate().skip(USED) {
         row[EMPTY_DIM + 1 + i % 3] = 3.0 + (i / 3) as f32;
     }
     rows
