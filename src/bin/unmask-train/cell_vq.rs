@@ -70,12 +70,22 @@ pub fn codebook_rows() -> Vec<Vec<f32>> {
     rows
 }
 
-/// The VQ config: five levels (factor 16), the designed codebook's size and width.
+/// The VQ config: one level per entry of `channels` (five: factor 16), the
+/// designed codebook's size and width. `norm_num_groups` is 4 so that it
+/// divides every channel count from 8 up.
 pub fn config(channels: &[usize]) -> VqConfig {
-    let mut cfg = vq_train::config_with(channels);
-    cfg.num_vq_embeddings = CODES;
-    cfg.latent_channels = DIM;
-    cfg
+    let n = channels.len();
+    serde_json::from_value(serde_json::json!({
+        "_class_name": "VQModel",
+        "block_out_channels": channels,
+        "down_block_types": vec!["DownEncoderBlock2D"; n],
+        "up_block_types": vec!["UpDecoderBlock2D"; n],
+        "in_channels": 3, "out_channels": 3, "latent_channels": DIM, "layers_per_block": 1,
+        "num_vq_embeddings": CODES, "norm_num_groups": 4, "norm_type": "group",
+        "mid_block_add_attention": false, "lookup_from_codebook": true, "act_fn": "silu",
+        "sample_size": vq_train::SIDE, "scaling_factor": 1.0, "force_upcast": false, "vq_embed_dim": null
+    }))
+    .expect("static VQ config")
 }
 
 /// Size of the constant offsets `build` gives the first features.
@@ -111,10 +121,15 @@ pub fn build(cfg: &VqConfig, varmap: &VarMap, dev: &Device) -> candle_core::Resu
     Ok(vq)
 }
 
+/// The variables whose names `keep` accepts.
+fn vars_where(varmap: &VarMap, keep: impl Fn(&str) -> bool) -> candle_core::Result<Vec<Var>> {
+    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+    Ok(data.iter().filter(|(k, _)| keep(k)).map(|(_, v)| v.clone()).collect())
+}
+
 /// Everything but the codebook, which stays as designed.
 pub fn trainable(varmap: &VarMap) -> candle_core::Result<Vec<Var>> {
-    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
-    Ok(data.iter().filter(|(k, _)| k.as_str() != "quantize.embedding.weight").map(|(_, v)| v.clone()).collect())
+    vars_where(varmap, |k| k != "quantize.embedding.weight")
 }
 
 /// Training scenes: half drawn as the world draws them (1-3 objects), half
@@ -151,7 +166,8 @@ pub fn target_latents(vq: &VqModel, scenes: &[Scene]) -> candle_core::Result<Ten
 /// decoder draws the image from the exact code vectors. Returns (encoder
 /// mse, decoder RGB mse).
 pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, scenes: &[Scene], dev: &Device) -> candle_core::Result<(f32, f32)> {
-    let images = vq_train::batch_images(&scenes.iter().collect::<Vec<_>>(), dev)?;
+    let rendered: Vec<_> = scenes.iter().map(vq_train::render_scene).collect();
+    let images = vq_train::images_tensor(&rendered, dev)?;
     let target = target_latents(vq, scenes)?;
     let enc = (vq.encode_latent(&images)? - &target)?.sqr()?.mean_all()?;
     let dec = (vq.decode_latent(&target)? - &images)?.sqr()?.mean_all()?;
@@ -162,16 +178,15 @@ pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, scenes: &[Scene], dev: &De
 /// Extra loss weight of pixels on a shape's edge in the decoder polish.
 const EDGE_WEIGHT: f32 = 9.0;
 
-/// Per-pixel loss weights `[B, 1, S, S]`: 1, plus `EDGE_WEIGHT` where a
+/// Per-pixel loss weights `[B, 1, S, S]` of rendered scenes: 1, plus `EDGE_WEIGHT` where a
 /// pixel differs from one of its 4 neighbours. Why: after the joint phase
 /// only small stars and small triangles failed to read back (51 of 51
 /// misread objects in 200 scenes); their edges are a few pixels, which a
 /// plain mean over the image weighs next to nothing.
-pub fn edge_weights(scenes: &[Scene], dev: &Device) -> candle_core::Result<Tensor> {
+pub fn edge_weights(images: &[image::RgbImage], dev: &Device) -> candle_core::Result<Tensor> {
     let side = vq_train::SIDE;
-    let mut w = Vec::with_capacity(scenes.len() * (side * side) as usize);
-    for scene in scenes {
-        let img = unmask::shapes::render::render(scene, side);
+    let mut w = Vec::with_capacity(images.len() * (side * side) as usize);
+    for img in images {
         for y in 0..side {
             for x in 0..side {
                 let p = img.get_pixel(x, y);
@@ -183,30 +198,32 @@ pub fn edge_weights(scenes: &[Scene], dev: &Device) -> candle_core::Result<Tenso
             }
         }
     }
-    Tensor::from_vec(w, (scenes.len(), 1, side as usize, side as usize), dev)
+    Tensor::from_vec(w, (images.len(), 1, side as usize, side as usize), dev)
 }
 
 /// The decoder's weights (the polish trains these alone, so every code keeps
 /// the encoder's and the transformer's meaning).
 pub fn decoder_vars(varmap: &VarMap) -> candle_core::Result<Vec<Var>> {
-    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
-    Ok(data.iter().filter(|(k, _)| k.starts_with("decoder.") || k.starts_with("post_quant_conv.")).map(|(_, v)| v.clone()).collect())
+    vars_where(varmap, |k| k.starts_with("decoder.") || k.starts_with("post_quant_conv."))
 }
 
 /// One decoder-only step with edge-weighted RGB mse; returns the plain mse.
 pub fn decoder_step(vq: &VqModel, opt: &mut candle_nn::AdamW, scenes: &[Scene], dev: &Device) -> candle_core::Result<f32> {
-    let images = vq_train::batch_images(&scenes.iter().collect::<Vec<_>>(), dev)?;
+    let rendered: Vec<_> = scenes.iter().map(vq_train::render_scene).collect();
+    let images = vq_train::images_tensor(&rendered, dev)?;
     let sq = (vq.decode_latent(&target_latents(vq, scenes)?)? - &images)?.sqr()?;
-    let weighted = sq.broadcast_mul(&edge_weights(scenes, dev)?)?.mean_all()?;
+    let weighted = sq.broadcast_mul(&edge_weights(&rendered, dev)?)?.mean_all()?;
     opt.backward_step(&weighted)?;
     sq.mean_all()?.to_scalar::<f32>()
 }
 
 /// Held-out scenes whose encoder codes differ from the designed grid, out of `n`.
-pub fn encoder_errors(vq: &VqModel, rng: &mut StdRng, n: usize, dev: &Device) -> candle_core::Result<usize> {
-    let scenes = training_scenes(rng, n);
-    let grids = vq_train::encode_scenes(vq, &scenes.iter().collect::<Vec<_>>(), dev)?;
-    Ok(scenes.iter().zip(&grids).filter(|(s, g)| scene_grid(s) != **g).count())
+pub fn encoder_errors(vq: &VqModel, rng: &mut StdRng, n: usize) -> unmask::Result<usize> {
+    let mut wrong = 0;
+    for s in training_scenes(rng, n) {
+        wrong += usize::from(vq_train::encode_scene(vq, &s)? != scene_grid(&s));
+    }
+    Ok(wrong)
 }
 
 #[cfg(test)]
@@ -251,7 +268,7 @@ mod tests {
     #[test]
     fn edge_weights_mark_the_outline_only() -> candle_core::Result<()> {
         let o = Object { shape: Shape::Square, color: Color::Red, size: Size::Large, pos: Pos(4) };
-        let w = edge_weights(&[Scene { objects: vec![o] }], &Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let w = edge_weights(&[vq_train::render_scene(&Scene { objects: vec![o] })], &Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
         let side = vq_train::SIDE as usize;
         let heavy: Vec<(usize, usize)> = w.iter().enumerate().filter(|(_, &v)| v > 1.0).map(|(i, _)| (i % side, i / side)).collect();
         // a square's outline on both sides of its edge, all inside the centre cell

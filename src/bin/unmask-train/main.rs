@@ -162,7 +162,7 @@ fn run(a: Args) -> Result<()> {
         if ckpt.load("vq", &mut vq_map)? == 0 {
             return Err(Error::invalid(format!("no VQ-VAE checkpoint in {}: train first", ckpt.dir.display())));
         }
-        return check_vq(&vq, n, &a.out.join("vq-check.png"), &dev);
+        return check_vq(&vq, n, &a.out.join("vq-check.png"));
     }
 
     // 2. transformer: its image targets are the designed codes of the scenes,
@@ -222,7 +222,7 @@ fn train_vq(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, start: usize
         }
     }
     let mut rng = vq_train::step_rng(a.seed, 6, 0);
-    let wrong = cell_vq::encoder_errors(vq, &mut rng, 200, dev).map_err(err)?;
+    let wrong = cell_vq::encoder_errors(vq, &mut rng, 200)?;
     eprintln!("vq: encoder codes differ from the designed ones on {wrong}/200 held-out scenes");
     Ok(())
 }
@@ -307,7 +307,7 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, s
 }
 
 /// Reconstructs fresh scenes through the codes and reads them back with the detector.
-fn check_vq(vq: &unmask::model::VqModel, n: usize, sheet: &Path, dev: &Device) -> Result<()> {
+fn check_vq(vq: &unmask::model::VqModel, n: usize, sheet: &Path) -> Result<()> {
     use unmask::shapes::{detect::detect, render::render, world::Scene};
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(999);
     let side = vq_train::SIDE;
@@ -316,8 +316,7 @@ fn check_vq(vq: &unmask::model::VqModel, n: usize, sheet: &Path, dev: &Device) -
     let mut img = image::RgbImage::new(side * 2, side * n.min(8) as u32);
     for i in 0..n {
         let scene = Scene::random(&mut rng);
-        let grid = &vq_train::encode_scenes(vq, &[&scene], dev).map_err(err)?[0];
-        let rec = unmask::image_io::from_rgb(&vq.decode(grid)?);
+        let rec = unmask::image_io::from_rgb(&vq.decode(&vq_train::encode_scene(vq, &scene)?)?);
         let found = detect(&rec);
         let seen = |o: &unmask::shapes::world::Object| found.iter().any(|f| f.pos == o.pos && f.color == o.color && f.shape == o.shape && f.size == o.size);
         ok += usize::from(found.len() == scene.objects.len() && scene.objects.iter().all(seen));
