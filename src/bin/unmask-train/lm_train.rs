@@ -110,7 +110,7 @@ fn batch(sched: &Schedule, s: usize, p: &Prompter) -> unmask::Result<Vec<data::S
 ///
 /// | stage | steps | tasks (text-to-image / edit / answer) | objects |
 /// |---|---|---|---|
-/// | 1 | first 15% | 100 / 0 / 0 | 1 |
+/// | 1 | first 15% | 100 / 0 / 0 | 1-2 |
 /// | 2 | to 40% | 40 / 0 / 60 | 1-2 |
 /// | 3 | rest | 35 / 25 / 40 | 1-3 |
 ///
@@ -125,7 +125,7 @@ pub fn curriculum(s: usize, steps: usize, rng: &mut impl rand::Rng) -> (Task, us
     let tenth_of_percent = 1000 * s / steps.max(1);
     let roll = rng.random_range(0..100);
     if tenth_of_percent < 150 {
-        (Task::TextToImage, 1)
+        (Task::TextToImage, 2)
     } else if tenth_of_percent < 400 {
         (if roll < 40 { Task::TextToImage } else { Task::Answer }, 2)
     } else {
