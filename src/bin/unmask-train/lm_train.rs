@@ -128,8 +128,8 @@ fn batch(sched: &Schedule, s: usize, p: &Prompter) -> unmask::Result<Vec<data::S
 /// size from anywhere in the caption. Of three runs that began that way, one
 /// bound attributes to positions only partly (shape 75.7%) and two (each with
 /// another change) not at all (colour ~70%; the one probed put every object
-/// in its cell with another object's attributes). Two objects from the first step: see the
-/// model card for the runs.
+/// in its cell with another object's attributes). With one or two objects
+/// from the first step, both runs made bound them (model card).
 pub fn curriculum(s: usize, steps: usize, rng: &mut impl rand::Rng) -> (Task, usize) {
     let tenth_of_percent = 1000 * s / steps.max(1);
     let roll = rng.random_range(0..100);
