@@ -143,8 +143,8 @@ fn edit_returns_an_image_of_the_input_size() {
 /// with another object's shape or size (shape 75.7% over 200 scenes).
 #[test]
 fn quality_rates_over_fresh_scenes_meet_the_targets() {
-    let r = unmask::shapes::eval::evaluate(&engine(), 40, 3000).unwrap();
-    let pct = |x: (usize, usize)| 100.0 * x.0 as f64 / x.1.max(1) as f64;
+    use unmask::shapes::eval::{evaluate, pct};
+    let r = evaluate(&engine(), 40, 3000).unwrap();
     let t = r.table();
     assert!(pct(r.color) >= 95.0, "{t}");
     assert!(pct(r.shape) >= 85.0, "{t}");

@@ -29,7 +29,8 @@ pub struct Report {
     pub answers: (usize, usize),
 }
 
-fn pct(x: (usize, usize)) -> f64 {
+/// `(right, out of)` as a percentage (0 when out of nothing).
+pub fn pct(x: (usize, usize)) -> f64 {
     if x.1 == 0 {
         0.0
     } else {

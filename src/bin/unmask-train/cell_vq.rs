@@ -71,21 +71,26 @@ pub fn codebook_rows() -> Vec<Vec<f32>> {
 }
 
 /// The VQ config: one level per entry of `channels` (five: factor 16), the
-/// designed codebook's size and width. `norm_num_groups` is 4 so that it
-/// divides every channel count from 8 up.
+/// designed codebook's size and width.
 pub fn config(channels: &[usize]) -> VqConfig {
+    serde_json::from_value(config_json(channels, CODES)).expect("static VQ config")
+}
+
+/// diffusers' `config.json` of the VQ-VAE with `codes` codebook rows (the
+/// training config, and the written bundle's). `norm_num_groups` is 4 so
+/// that it divides every channel count from 8 up.
+pub fn config_json(channels: &[usize], codes: usize) -> serde_json::Value {
     let n = channels.len();
-    serde_json::from_value(serde_json::json!({
+    serde_json::json!({
         "_class_name": "VQModel",
         "block_out_channels": channels,
         "down_block_types": vec!["DownEncoderBlock2D"; n],
         "up_block_types": vec!["UpDecoderBlock2D"; n],
         "in_channels": 3, "out_channels": 3, "latent_channels": DIM, "layers_per_block": 1,
-        "num_vq_embeddings": CODES, "norm_num_groups": 4, "norm_type": "group",
+        "num_vq_embeddings": codes, "norm_num_groups": 4, "norm_type": "group",
         "mid_block_add_attention": false, "lookup_from_codebook": true, "act_fn": "silu",
         "sample_size": vq_train::SIDE, "scaling_factor": 1.0, "force_upcast": false, "vq_embed_dim": null
-    }))
-    .expect("static VQ config")
+    })
 }
 
 /// Size of the constant offsets `build` gives the first features.
@@ -102,14 +107,14 @@ const CARRIER: f32 = 4.0;
 /// steps went 0.0209 -> 0.0134 with it (earlier, unsupervised recipe).
 pub fn build(cfg: &VqConfig, varmap: &VarMap, dev: &Device) -> candle_core::Result<VqModel> {
     {
-        let mut data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+        let mut data = crate::varmap_data(varmap)?;
         let cb = Tensor::new(codebook_rows(), dev)?;
         data.insert("quantize.embedding.weight".into(), Var::from_tensor(&cb)?);
     }
     let fresh = varmap.all_vars().len() <= 1;
     let vq = VqModel::load(cfg, VarBuilder::from_varmap(varmap, DType::F32, dev))?;
     if fresh {
-        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+        let data = crate::varmap_data(varmap)?;
         for name in ["encoder.conv_in.bias", "decoder.conv_in.bias"] {
             if let Some(v) = data.get(name) {
                 let n = v.as_tensor().dim(0)?;
@@ -123,7 +128,7 @@ pub fn build(cfg: &VqConfig, varmap: &VarMap, dev: &Device) -> candle_core::Resu
 
 /// The variables whose names `keep` accepts.
 fn vars_where(varmap: &VarMap, keep: impl Fn(&str) -> bool) -> candle_core::Result<Vec<Var>> {
-    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+    let data = crate::varmap_data(varmap)?;
     Ok(data.iter().filter(|(k, _)| keep(k)).map(|(_, v)| v.clone()).collect())
 }
 

@@ -10,7 +10,7 @@ use unmask::model::LladaConfig;
 /// Random initial weights in the checkpoint's names: N(0, 0.02) matrices,
 /// unit norms.
 pub fn init(varmap: &VarMap, cfg: &LladaConfig, dev: &Device) -> candle_core::Result<()> {
-    let mut data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+    let mut data = crate::varmap_data(varmap)?;
     for (name, shape) in cfg.expected_tensors() {
         if data.contains_key(&name) {
             continue;
@@ -27,7 +27,7 @@ pub struct Weights {
 
 impl Weights {
     pub fn from_varmap(varmap: &VarMap) -> candle_core::Result<Self> {
-        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))?;
+        let data = crate::varmap_data(varmap)?;
         Ok(Self { map: data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect() })
     }
     fn w(&self, name: &str) -> candle_core::Result<&Tensor> {

@@ -190,12 +190,10 @@ fn run(a: Args) -> Result<()> {
     // whole image for a vector that far out.
     let used = cell_vq::USED;
     let out_cfg = LladaConfig { vocab: text_vocab as usize + used, ..cfg.clone() };
-    let mut out_vq_cfg = vq_cfg.clone();
-    out_vq_cfg.num_vq_embeddings = used;
     let out_special = tokenizer::special_tokens(text_vocab, used as u32);
     let lm_rows = trim_rows(&lm_map, &["model.transformer.wte.weight", "model.transformer.ff_out.weight"], out_cfg.vocab)?;
     let vq_rows = trim_rows(&vq_map, &["quantize.embedding.weight"], used)?;
-    write_bundle(&a, &out_cfg, &out_vq_cfg, &out_special, &vq_rows, &lm_rows)?;
+    write_bundle(&a, &out_cfg, &cell_vq::config_json(&a.vq_channels, used), &out_special, &vq_rows, &lm_rows)?;
     eprintln!("done in {:.0} s (VQ-VAE {:.0} s); bundle in {}", started.elapsed().as_secs_f64(), vq_secs, a.out.display());
     Ok(())
 }
@@ -255,9 +253,14 @@ fn polish_decoder(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, ckpt: 
 
 type Tensors = std::collections::HashMap<String, candle_core::Tensor>;
 
+/// A var map's variables by name, locked.
+fn varmap_data(map: &VarMap) -> candle_core::Result<std::sync::MutexGuard<'_, std::collections::HashMap<String, candle_core::Var>>> {
+    map.data().lock().map_err(|_| candle_core::Error::Msg("varmap lock".into()))
+}
+
 /// The tensors of `map`, the ones named in `names` cut to their first `rows` rows.
 fn trim_rows(map: &VarMap, names: &[&str], rows: usize) -> Result<Tensors> {
-    let data = map.data().lock().map_err(|_| err("varmap lock"))?;
+    let data = varmap_data(map).map_err(err)?;
     data.iter()
         .map(|(k, v)| {
             let t = v.as_tensor();
@@ -268,7 +271,7 @@ fn trim_rows(map: &VarMap, names: &[&str], rows: usize) -> Result<Tensors> {
 }
 
 /// Writes the released layout: config.json, model.safetensors, vqvae/, unmask.json.
-fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, sp: &unmask::SpecialTokens, vq: &Tensors, lm: &Tensors) -> Result<()> {
+fn write_bundle(a: &Args, cfg: &LladaConfig, vq_json: &serde_json::Value, sp: &unmask::SpecialTokens, vq: &Tensors, lm: &Tensors) -> Result<()> {
     let out = &a.out;
     let config = serde_json::json!({
         "architectures": ["LLaDAModelLM"], "model_type": "llada", "activation_type": "silu", "alibi": false,
@@ -282,19 +285,7 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, vq_cfg: &unmask::model::VqConfig, s
     });
     write_json(&out.join("config.json"), &config)?;
     candle_core::safetensors::save(lm, out.join("model.safetensors")).map_err(err)?;
-    let mut vq_json = serde_json::to_value(serde_json::json!({
-        "_class_name": "VQModel",
-        "block_out_channels": vq_cfg.block_out_channels, "layers_per_block": vq_cfg.layers_per_block,
-        "latent_channels": vq_cfg.latent_channels, "num_vq_embeddings": vq_cfg.num_vq_embeddings,
-        "norm_num_groups": vq_cfg.norm_num_groups, "norm_type": "group", "mid_block_add_attention": false,
-        "in_channels": 3, "out_channels": 3, "act_fn": "silu", "lookup_from_codebook": true,
-        "vq_embed_dim": null, "sample_size": vq_train::SIDE, "scaling_factor": 1.0, "force_upcast": false
-    }))
-    .map_err(err)?;
-    let n = vq_cfg.block_out_channels.len();
-    vq_json["down_block_types"] = serde_json::json!(vec!["DownEncoderBlock2D"; n]);
-    vq_json["up_block_types"] = serde_json::json!(vec!["UpDecoderBlock2D"; n]);
-    write_json(&out.join("vqvae/config.json"), &vq_json)?;
+    write_json(&out.join("vqvae/config.json"), vq_json)?;
     candle_core::safetensors::save(vq, out.join("vqvae/diffusion_pytorch_model.safetensors")).map_err(err)?;
     let unmask_json = serde_json::json!({
         "special_tokens": sp,
