@@ -68,9 +68,26 @@ pub struct BundleDefaults {
     /// Answer positions for understanding.
     pub gen_length: Option<usize>,
     pub name: Option<String>,
+    /// The most pixels one retouch run sees, as `[width, height]` (its area
+    /// counts); default: `width` x `height` above, else 1024 x 1024.
+    pub working_size: Option<[usize; 2]>,
+    /// How many times a small retouch crop may be enlarged (default 4; 1 for
+    /// a model that knows one scale).
+    pub max_upscale: Option<f64>,
 }
 
 impl BundleDefaults {
+    /// The retouch working area (see [`crate::crop`]).
+    pub fn work_area(&self) -> crate::crop::WorkArea {
+        let rel = crate::crop::WorkArea::RELEASE;
+        let area = match (self.working_size, self.width, self.height) {
+            (Some([w, h]), _, _) => w * h,
+            (None, Some(w), Some(h)) => w * h,
+            _ => rel.area,
+        };
+        crate::crop::WorkArea { area, max_upscale: self.max_upscale.unwrap_or(rel.max_upscale) }
+    }
+
     /// (text, image) guidance of a task: the bundle's values, else the
     /// release's (4 for images; 2.5 text and 4 image for edits).
     pub fn guidance(&self, edit: bool) -> (f32, f32) {

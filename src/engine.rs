@@ -60,6 +60,10 @@ pub struct ModelInfo {
     pub default_edit_cfg: Option<f32>,
     pub default_edit_cfg_img: Option<f32>,
     pub default_temperature: Option<f32>,
+    /// Retouch crops run at most at this area (see [`crate::crop`]).
+    pub work_area: crate::crop::WorkArea,
+    /// Answer positions for understanding, when the bundle names them.
+    pub default_gen_length: Option<usize>,
 }
 
 impl ModelInfo {
@@ -91,6 +95,8 @@ impl ModelInfo {
             default_edit_cfg: b.defaults.edit_cfg,
             default_edit_cfg_img: b.defaults.edit_cfg_img,
             default_temperature: b.defaults.temperature,
+            work_area: b.defaults.work_area(),
+            default_gen_length: b.defaults.gen_length,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod bundle;
 pub mod codes;
 pub mod composite;
+pub mod crop;
 pub mod engine;
 pub mod error;
 pub mod image_io;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use image::RgbImage;
 
+use crate::crop::Rect;
 use crate::engine::{DeviceChoice, Engine, ModelInfo};
 use crate::error::Error;
 use crate::sampler::text::answer_ids;
@@ -47,8 +48,10 @@ pub enum Event {
     Loaded(Box<ModelInfo>),
     LoadFailed { path: PathBuf, message: String },
     Started { id: JobId, kind: &'static str },
-    /// After every sampling step.
-    Progress { id: JobId, step: usize, total: usize, unmasked: usize, cells: usize, preview: Option<RgbImage> },
+    /// After every sampling step. `preview_at`: for inpainting, the box of the
+    /// document the preview shows (the crop at working size: draw it scaled
+    /// into the box); `None`: the preview is the whole result.
+    Progress { id: JobId, step: usize, total: usize, unmasked: usize, cells: usize, preview: Option<RgbImage>, preview_at: Option<Rect> },
     /// The answer so far, after every text step.
     Answer { id: JobId, text: String, step: usize, total: usize },
     Finished { id: JobId, output: Box<Output>, elapsed: Duration },
@@ -262,6 +265,7 @@ impl Progress for JobProgress<'_> {
             total: st.total,
             unmasked: st.unmasked,
             cells: st.cells.len(),
+            preview_at: st.placement.map(|p| p.at).filter(|_| preview.is_some()),
             preview,
         });
     }

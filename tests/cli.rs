@@ -102,6 +102,8 @@ fn inpaint_case() {
         "inpaint", "--model", &model(), "--prompt", case["prompt"].as_str().unwrap(),
         "--image", common::case("input.png").to_str().unwrap(), "--mask", common::case("mask.png").to_str().unwrap(),
         "--steps", "5", "--cfg", "4", "--temperature", "0", "--seed", "0", "--feather", "0",
+        // the golden case is the whole image at scale 1
+        "--context", "whole",
         "--out", png.to_str().unwrap(), "--tokens-out", codes.to_str().unwrap(),
     ]);
     assert_eq!(codes_of(&codes), case["codes"]);
@@ -144,4 +146,46 @@ fn ask_case_json() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["answer"], case["answer"]);
     assert_eq!(v["answer_ids"], case["answer_ids"]);
+}
+
+fn unmask_full(args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_unmask")).args(args).output().expect("run unmask");
+    assert!(out.status.success(), "unmask {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn inpaint_and_outpaint_print_the_crop_and_store_it_in_the_png() {
+    let dir = common::scratch("cli-crop");
+    // a 640 x 480 photo and a small round mask, embedded model (48 x 48 working area)
+    let photo = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let mask = image::GrayImage::from_fn(640, 480, |x, y| {
+        let (dx, dy) = (x as i32 - 400, y as i32 - 300);
+        image::Luma([if dx * dx + dy * dy < 900 { 255 } else { 0 }])
+    });
+    let (img, m, out) = (dir.join("photo.png"), dir.join("mask.png"), dir.join("o.png"));
+    photo.save(&img).unwrap();
+    mask.save(&m).unwrap();
+    let (_, err) = unmask_full(&[
+        "inpaint", "--prompt", "a large red circle in the center", "--image", img.to_str().unwrap(), "--mask", m.to_str().unwrap(),
+        "--seed", "1", "--out", out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("crop 1:") && err.contains("-> 48x48"), "{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    let params = unmask::image_io::png_parameters(&bytes).unwrap();
+    assert!(params.contains("Working size: 48x48") && params.contains("Crop 1:"), "{params}");
+    assert_eq!(image::load_from_memory(&bytes).unwrap().to_rgb8().dimensions(), (640, 480));
+
+    let out2 = dir.join("wide.png");
+    let (_, err) = unmask_full(&[
+        "outpaint", "--prompt", "a small blue square", "--image", img.to_str().unwrap(), "--left", "0", "--right", "160",
+        "--top", "0", "--bottom", "0", "--seed", "1", "--out", out2.to_str().unwrap(),
+    ]);
+    assert!(err.contains("800x480 px canvas") && err.contains("crop 1:"), "{err}");
+    let wide = image::open(&out2).unwrap().to_rgb8();
+    assert_eq!(wide.dimensions(), (800, 480));
+    // far from the new border the photo is unchanged
+    for (x, y) in [(0, 0), (300, 200), (639 - 80, 479)] {
+        assert_eq!(wide.get_pixel(x, y), photo.get_pixel(x, y), "pixel {x},{y}");
+    }
 }

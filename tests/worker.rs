@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use unmask::sampler::ImageSettings;
+use unmask::crop::Context;
 use unmask::tasks::{Job, Output};
 use unmask::worker::{Event, PreviewOptions, Worker};
 use unmask::DeviceChoice;
@@ -55,7 +56,7 @@ fn t2i(steps: usize, temperature: f32, seed: u64) -> Job {
 fn codes(events: &[Event]) -> Vec<u32> {
     match events.last() {
         Some(Event::Finished { output, .. }) => match output.as_ref() {
-            Output::Image { codes, .. } => codes.codes.clone(),
+            Output::Image { codes, .. } => codes.as_ref().expect("codes of a generated image").codes.clone(),
             _ => panic!("image expected"),
         },
         other => panic!("finished expected, got {other:?}"),
@@ -132,6 +133,8 @@ fn a_failing_job_leaves_the_worker_serving() {
         codes: None,
         grow: 0,
         feather: 0.0,
+        context: Context::Auto,
+        content: None,
         settings: ImageSettings::default(),
     };
     let id = w.submit(bad, PreviewOptions::default());
@@ -177,6 +180,9 @@ fn compositing_keeps_every_pixel_beyond_the_band() {
         codes: None,
         grow: 1,
         feather: 3.0,
+        // the cells of the whole image at scale 1, as the test reads them
+        context: Context::Whole,
+        content: None,
         settings: ImageSettings { steps: 4, temperature: 0.0, ..Default::default() },
     };
     let id = w.submit(job, PreviewOptions::default());

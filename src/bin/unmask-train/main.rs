@@ -291,7 +291,9 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, vq_json: &serde_json::Value, sp: &u
         "special_tokens": sp,
         "defaults": {
             "name": "unmask-shapes", "width": vq_train::SIDE, "height": vq_train::SIDE,
-            "steps": 12, "cfg": 3.0, "edit_cfg": 2.5, "edit_cfg_img": 2.0, "temperature": 0.0, "gen_length": a.gen_length
+            "steps": 12, "cfg": 3.0, "edit_cfg": 2.5, "edit_cfg_img": 2.0, "temperature": 0.0, "gen_length": a.gen_length,
+            // the shapes world has one scale: retouch crops are never enlarged
+            "max_upscale": 1.0
         }
     });
     write_json(&out.join("unmask.json"), &unmask_json)

@@ -78,6 +78,35 @@ pub enum Command {
         #[arg(long)]
         feather: Option<f32>,
         #[command(flatten)]
+        context: ContextArgs,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Extend the canvas and fill the new border from the prompt and the image
+    Outpaint {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        image: PathBuf,
+        /// Pixels to add on the left
+        #[arg(long, default_value_t = 0)]
+        left: u32,
+        #[arg(long, default_value_t = 0)]
+        right: u32,
+        #[arg(long, default_value_t = 0)]
+        top: u32,
+        #[arg(long, default_value_t = 0)]
+        bottom: u32,
+        /// Blend band, in pixels (default: half a cell)
+        #[arg(long)]
+        feather: Option<f32>,
+        #[command(flatten)]
+        context: ContextArgs,
+        #[command(flatten)]
         sampling: SamplingArgs,
         #[command(flatten)]
         out: OutArgs,
@@ -144,6 +173,27 @@ pub struct ModelArgs {
     /// cpu, cuda or auto
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+#[derive(Args)]
+pub struct ContextArgs {
+    /// What the model sees around the region: auto (about the region's size on
+    /// each side), whole (the whole image), or a margin in pixels (e.g. 256)
+    #[arg(long, default_value = "auto", value_parser = parse_context)]
+    pub context: unmask::crop::Context,
+}
+
+fn parse_context(s: &str) -> Result<unmask::crop::Context, String> {
+    use unmask::crop::Context;
+    match s.trim() {
+        "auto" => Ok(Context::Auto),
+        "whole" => Ok(Context::Whole),
+        t => t
+            .trim_end_matches("px")
+            .parse::<u32>()
+            .map(Context::Margin)
+            .map_err(|_| format!("'{s}': use auto, whole, or a margin in pixels such as 256")),
+    }
 }
 
 #[derive(Args)]

@@ -51,19 +51,44 @@ pub fn run(cli: Cli) -> Result<()> {
             let settings = image_settings(&engine, &sampling, false)?;
             finish_image(&engine, Job::Generate { prompt, width, height, settings }, &out)
         }
-        Command::Inpaint { model, prompt, image, mask, tokens, grow, feather, sampling, out } => {
+        Command::Inpaint { model, prompt, image, mask, tokens, grow, feather, context, sampling, out } => {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
             let m = image_io::open(&mask)?.to_luma8();
             let codes = tokens.map(|t| codes::read(&t, engine.info.codebook_size)).transpose()?;
-            let feather = feather.unwrap_or(engine.info.vq_factor as f32 / 2.0);
+            let feather = feather_px(&engine, feather)?;
             let settings = image_settings(&engine, &sampling, false)?;
-            finish_image(&engine, Job::Inpaint { prompt, image: img, mask: m, codes, grow, feather, settings }, &out)
+            let context = context.context;
+            let job = Job::Inpaint { prompt, image: img, mask: m, codes, grow, feather, context, content: None, settings };
+            announce_crops(&engine, &job, &out)?;
+            finish_image(&engine, job, &out)
+        }
+        Command::Outpaint { model, prompt, image, left, right, top, bottom, feather, context, sampling, out } => {
+            let engine = load(&model)?;
+            let img = image_io::open_rgb(&image)?;
+            let (canvas, m, content) = tasks::inpaint::extend_canvas(&img, left, right, top, bottom)?;
+            let feather = feather_px(&engine, feather)?;
+            let settings = image_settings(&engine, &sampling, false)?;
+            let context = context.context;
+            eprintln!("{}x{} px -> {}x{} px canvas", img.width(), img.height(), canvas.width(), canvas.height());
+            let job = Job::Inpaint { prompt, image: canvas, mask: m, codes: None, grow: 0, feather, context, content: Some(content), settings };
+            announce_crops(&engine, &job, &out)?;
+            finish_image(&engine, job, &out)
         }
         Command::Edit { model, prompt, image, fit, sampling, out } => {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
             let settings = image_settings(&engine, &sampling, true)?;
+            let work = tasks::fit_input(&img, fit_mode(fit), engine.info.vq_factor, tasks::EDIT_AREA)?;
+            if work.dimensions() != img.dimensions() {
+                eprintln!("the model works at {}x{} (its bucket); the result is scaled back to {}x{}", work.width(), work.height(), img.width(), img.height());
+                if out.tokens_out.is_some() {
+                    return Err(Error::invalid(format!(
+                        "--tokens-out: the model edits at {}x{}, not at the image's {}x{}, so no codes describe the result; drop --tokens-out or give an image of the working size",
+                        work.width(), work.height(), img.width(), img.height()
+                    )));
+                }
+            }
             finish_image(&engine, Job::Edit { instruction: prompt, image: img, fit: fit_mode(fit), settings }, &out)
         }
         Command::Ask { model, image, question, fit, gen_length, block_length, steps, temperature, seed, json } => {
@@ -149,6 +174,39 @@ fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<Image
     Ok(settings)
 }
 
+/// The feather in pixels: half a cell unless given; a finite number >= 0.
+fn feather_px(engine: &Engine, feather: Option<f32>) -> Result<f32> {
+    let f = feather.unwrap_or(engine.info.vq_factor as f32 / 2.0);
+    if !f.is_finite() || f < 0.0 || f > 4096.0 {
+        return Err(Error::invalid(format!("--feather {f}: use a number of pixels from 0 to 4096")));
+    }
+    Ok(f)
+}
+
+/// Prints the crops an inpaint will run and refuses, before the run,
+/// `--tokens-out` when the result will have no codes at the image's scale.
+fn announce_crops(engine: &Engine, job: &Job, out: &OutArgs) -> Result<()> {
+    let Job::Inpaint { image, mask, codes, context, .. } = job else { return Ok(()) };
+    let crops = tasks::inpaint::plan(engine, image, mask, codes.as_ref(), *context)?;
+    let w = engine.info.work_area;
+    eprintln!(
+        "context {context}: {} crop(s), working area {} px (max upscale {})",
+        crops.len(),
+        w.area,
+        w.max_upscale
+    );
+    for (i, c) in crops.iter().enumerate() {
+        eprintln!("  crop {}: {}", i + 1, c.describe());
+    }
+    if out.tokens_out.is_some() && crops.iter().any(|c| !c.native()) {
+        return Err(Error::invalid(
+            "--tokens-out: the model works on a scaled crop, so no codes describe the result at its own size; \
+             drop --tokens-out, or use --context whole on an image within the working area",
+        ));
+    }
+    Ok(())
+}
+
 fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
     check_writable(&out.out)?;
     let (total, seed) = match &job {
@@ -159,13 +217,23 @@ fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let result = tasks::run(engine, &job, &mut p);
     p.bar.finish_and_clear();
-    let Output::Image { image, codes: grid, parameters } = result? else {
+    let Output::Image { image, codes: grid, parameters, work } = result? else {
         return Err(Error::invalid("unexpected output"));
     };
-    image_io::save_png(&out.out, &image, Some(&parameters))?;
-    if let Some(t) = &out.tokens_out {
-        codes::write(t, &grid)?;
+    if out.tokens_out.is_some() && grid.is_none() {
+        return Err(Error::invalid(format!(
+            "--tokens-out: the model worked at {}x{}, not at the result's {}x{}, so no codes describe it; drop --tokens-out",
+            work.width,
+            work.height,
+            image.width(),
+            image.height()
+        )));
     }
+    image_io::save_png(&out.out, &image, Some(&parameters))?;
+    if let (Some(t), Some(g)) = (&out.tokens_out, &grid) {
+        codes::write(t, g)?;
+    }
+
     eprintln!("{} in {:.2}s (seed {seed}) -> {}", job.kind(), started.elapsed().as_secs_f64(), out.out.display());
     Ok(())
 }

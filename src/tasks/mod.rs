@@ -2,14 +2,16 @@
 //! encoded; a layout; the sampler; decoding and compositing out. Front ends and
 //! the worker call these; they hold no state between calls.
 
+pub mod inpaint;
+
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use crate::composite::composite;
+use crate::crop::{Context, Crop, Rect};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image_io::{self, Fit};
-use crate::mask;
 use crate::model::CodeGrid;
 use crate::sampler::{self, Control, ImageSettings, Prompter, TextSettings};
 
@@ -31,10 +33,22 @@ pub enum FitMode {
 #[derive(Debug, Clone)]
 pub enum Job {
     Generate { prompt: String, width: usize, height: usize, settings: ImageSettings },
-    /// Regenerates the white part of `mask` (same size as `image`). `codes`:
-    /// the image's own codes when the model made it, so kept cells need no
-    /// VQ round trip.
-    Inpaint { prompt: String, image: RgbImage, mask: GrayImage, codes: Option<CodeGrid>, grow: usize, feather: f32, settings: ImageSettings },
+    /// Regenerates the white part of `mask` (same size as `image`) on context
+    /// crops at the model's working size (see [`crate::crop`]). `codes`: the
+    /// image's own codes when the model made it, so kept cells need no VQ
+    /// round trip. `content`: where the image has pixels (an outpaint's
+    /// input); every cell reaching past it regenerates.
+    Inpaint {
+        prompt: String,
+        image: RgbImage,
+        mask: GrayImage,
+        codes: Option<CodeGrid>,
+        grow: usize,
+        feather: f32,
+        context: Context,
+        content: Option<Rect>,
+        settings: ImageSettings,
+    },
     Edit { instruction: String, image: RgbImage, fit: FitMode, settings: ImageSettings },
     Ask { question: String, image: RgbImage, fit: FitMode, gen_length: usize, settings: TextSettings },
 }
@@ -50,9 +64,22 @@ impl Job {
     }
 }
 
+/// Where and at what size the model worked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Work {
+    /// The inpaint crops, in the order they ran (empty for other tasks).
+    pub crops: Vec<Crop>,
+    /// The size the model saw (the first crop's, for inpainting).
+    pub width: u32,
+    pub height: u32,
+}
+
 #[derive(Debug, Clone)]
 pub enum Output {
-    Image { image: RgbImage, codes: CodeGrid, parameters: String },
+    /// `codes`: the model's codes when they decode to `image` at its own size
+    /// (a generated image, or an inpaint whose crops all ran at scale 1);
+    /// `None` when the model worked at another scale.
+    Image { image: RgbImage, codes: Option<CodeGrid>, parameters: String, work: Work },
     Answer { text: String, ids: Vec<u32> },
 }
 
@@ -75,7 +102,20 @@ pub struct PreviewState<'a> {
     pub width: usize,
     pub cells: &'a [Option<u32>],
     pub guess: &'a [u32],
+    /// Inpainting: the working image and its regenerated region, to composite into.
     pub original: Option<(&'a RgbImage, &'a GrayImage)>,
+    /// Inpainting: which crop this is and where it lies in the document.
+    pub placement: Option<Placement>,
+}
+
+/// Which crop of an inpaint job a step belongs to, and where it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The crop's box in the document (may reach past the right and bottom
+    /// edges by the cell padding); a preview is drawn scaled into it.
+    pub at: Rect,
+    pub index: usize,
+    pub count: usize,
 }
 
 /// How masked cells look in a preview.
@@ -143,7 +183,7 @@ pub fn pad_to_multiple<P: image::Pixel>(img: &image::ImageBuffer<P, Vec<P::Subpi
 }
 
 /// `parameters` text in the convention other image tools read.
-pub fn parameters_text(engine: &Engine, job: &Job, width: usize, height: usize) -> String {
+pub fn parameters_text(engine: &Engine, job: &Job, width: usize, height: usize, work: &Work) -> String {
     let (prompt, s) = match job {
         Job::Generate { prompt, settings, .. } | Job::Inpaint { prompt, settings, .. } => (prompt.as_str(), settings),
         Job::Edit { instruction, settings, .. } => (instruction.as_str(), settings),
@@ -164,6 +204,16 @@ pub fn parameters_text(engine: &Engine, job: &Job, width: usize, height: usize) 
     if let Some(c) = s.cache {
         t += &format!(", ML-Cache: {}/{}/{}", c.ratio, c.warmup_ratio, c.refresh_interval);
     }
+    if (work.width as usize, work.height as usize) != (width, height) || !work.crops.is_empty() {
+        t += &format!(", Working size: {}x{}", work.width, work.height);
+    }
+    if let Job::Inpaint { context, .. } = job {
+        t += &format!(", Context: {context}");
+    }
+    for (i, c) in work.crops.iter().enumerate() {
+        let r = c.source;
+        t += &format!(", Crop {}: {}x{}+{}+{} -> {}x{}", i + 1, r.w, r.h, r.x, r.y, c.work_w, c.work_h);
+    }
     t
 }
 
@@ -179,60 +229,58 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
                 )));
             }
             let layout = prompter.text_to_image(prompt, height / factor, width / factor)?;
-            let codes = sample_with_previews(engine, &layout, settings, None, progress)?;
+            let codes = sample_with_previews(engine, &layout, settings, None, None, progress)?;
             let image = image_io::from_rgb(&engine.vq.decode(&codes)?);
-            Ok(Output::Image { parameters: parameters_text(engine, job, *width, *height), image, codes })
+            let work = Work { crops: Vec::new(), width: *width as u32, height: *height as u32 };
+            Ok(Output::Image { parameters: parameters_text(engine, job, *width, *height, &work), image, codes: Some(codes), work })
         }
-        Job::Inpaint { prompt, image, mask: m, codes, grow, feather, settings } => {
-            if (m.width(), m.height()) != (image.width(), image.height()) {
-                return Err(Error::invalid(format!(
-                    "mask is {}x{} but the image is {}x{}: paint the mask on the same image",
-                    m.width(),
-                    m.height(),
-                    image.width(),
-                    image.height()
-                )));
-            }
-            let f = factor as u32;
-            let padded = pad_to_multiple(image, f);
-            let (h, w, cells) = mask::cells_from_mask(&pad_to_multiple(m, f), factor)?;
-            let cells = mask::grow(&cells, h, w, *grow);
-            if !cells.iter().any(|&c| c) {
-                return Err(Error::invalid("the mask selects no token cell: paint over more than half of a cell"));
-            }
-            let grid = match codes {
-                Some(c) if (c.height, c.width) == (h, w) => c.clone(),
-                _ => engine.vq.encode(&image_io::to_rgb(&padded))?,
+        Job::Inpaint { prompt, image, mask: m, codes, grow, feather, context, content, settings } => {
+            let req = inpaint::Inpaint {
+                prompt,
+                image,
+                mask: m,
+                codes: codes.as_ref(),
+                grow: *grow,
+                feather: *feather,
+                context: *context,
+                content: *content,
+                settings,
             };
-            let region = mask::cells_to_pixels(&cells, h, w, factor);
-            let layout = prompter.inpaint(prompt, &grid, &cells)?;
-            let codes = sample_with_previews(engine, &layout, settings, Some((&padded, &region)), progress)?;
-            let decoded = image_io::from_rgb(&engine.vq.decode(&codes)?);
-            let full = composite(&padded, &decoded, &region, *feather);
-            let out = image::imageops::crop_imm(&full, 0, 0, image.width(), image.height()).to_image();
+            let done = inpaint::run(engine, &req, progress)?;
+            let first = done.crops.first().map(|c| (c.work_w, c.work_h)).unwrap_or((0, 0));
+            let work = Work { crops: done.crops, width: first.0, height: first.1 };
             Ok(Output::Image {
-                parameters: parameters_text(engine, job, image.width() as usize, image.height() as usize),
-                image: out,
-                codes,
+                parameters: parameters_text(engine, job, image.width() as usize, image.height() as usize, &work),
+                image: done.image,
+                codes: done.codes,
+                work,
             })
         }
         Job::Edit { instruction, image, fit, settings } => {
             let input = fit_input(image, *fit, factor, EDIT_AREA)?;
             let grid = engine.vq.encode(&image_io::to_rgb(&input))?;
             let layout = prompter.edit(instruction, &grid)?;
-            let codes = sample_with_previews(engine, &layout, settings, None, progress)?;
-            let out = image_io::from_rgb(&engine.vq.decode(&codes)?);
+            let codes = sample_with_previews(engine, &layout, settings, None, None, progress)?;
+            let decoded = image_io::from_rgb(&engine.vq.decode(&codes)?);
+            let work = Work { crops: Vec::new(), width: decoded.width(), height: decoded.height() };
+            // the document keeps its size: the model's bucket is scaled back
+            let (image, codes) = if decoded.dimensions() == image.dimensions() {
+                (decoded, Some(codes))
+            } else {
+                (image::imageops::resize(&decoded, image.width(), image.height(), image::imageops::FilterType::CatmullRom), None)
+            };
             Ok(Output::Image {
-                parameters: parameters_text(engine, job, input.width() as usize, input.height() as usize),
-                image: out,
+                parameters: parameters_text(engine, job, image.width() as usize, image.height() as usize, &work),
+                image,
                 codes,
+                work,
             })
         }
         Job::Ask { question, image, fit, gen_length, settings } => {
             let input = fit_input(image, *fit, factor, ASK_AREA)?;
             let grid = engine.vq.encode(&image_io::to_rgb(&input))?;
             let layout = prompter.understanding(question, &grid, *gen_length)?;
-            let mut bridge = Bridge { engine, inner: progress, original: None, height: 0, width: 0 };
+            let mut bridge = Bridge { engine, inner: progress, original: None, placement: None, height: 0, width: 0 };
             let answer = sampler::sample_text(&engine.llada, &engine.special, &layout, settings, &mut bridge)?;
             Ok(Output::Answer { text: decode_text(engine, &answer.ids)?, ids: answer.ids })
         }
@@ -248,6 +296,7 @@ struct Bridge<'a, 'b> {
     engine: &'a Engine,
     inner: &'b mut dyn Progress,
     original: Option<(&'a RgbImage, &'a GrayImage)>,
+    placement: Option<Placement>,
     height: usize,
     width: usize,
 }
@@ -257,16 +306,20 @@ impl Control for Bridge<'_, '_> {
         self.inner.cancelled()
     }
     fn image_step(&mut self, s: &sampler::ImageStep<'_>) {
-        self.inner.image_step(s);
+        // a job of several crops counts its steps across all of them
+        let (k, n) = self.placement.map_or((0, 1), |p| (p.index, p.count));
+        let (step, total) = (k * s.total + s.step, n * s.total);
+        self.inner.image_step(&sampler::ImageStep { step, total, cells: s.cells, guess: s.guess, unmasked: s.unmasked });
         let state = PreviewState {
-            step: s.step,
-            total: s.total,
+            step,
+            total,
             unmasked: s.unmasked,
             height: self.height,
             width: self.width,
             cells: s.cells,
             guess: s.guess,
             original: self.original,
+            placement: self.placement,
         };
         self.inner.image_preview(self.engine, &state);
     }
@@ -276,14 +329,15 @@ impl Control for Bridge<'_, '_> {
     }
 }
 
-fn sample_with_previews(
+pub(crate) fn sample_with_previews(
     engine: &Engine,
     layout: &sampler::ImageLayout,
     settings: &ImageSettings,
     original: Option<(&RgbImage, &GrayImage)>,
+    placement: Option<Placement>,
     progress: &mut dyn Progress,
 ) -> Result<CodeGrid> {
-    let mut bridge = Bridge { engine, inner: progress, original, height: layout.height, width: layout.width };
+    let mut bridge = Bridge { engine, inner: progress, original, placement, height: layout.height, width: layout.width };
     sampler::sample_image(&engine.llada, &engine.special, layout, settings, &mut bridge)
 }
 

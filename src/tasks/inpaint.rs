@@ -1,0 +1,223 @@
+//! Inpainting a photo of any size: each context crop (see [`crate::crop`]) is
+//! cut out, scaled to its working size, regenerated, scaled back and pasted
+//! into the full-resolution image with the feather. Pixels outside the
+//! regenerated cells (mapped back to the photo) are never written, so they
+//! equal the input bit for bit, inside and outside the crops.
+
+use image::imageops::{self, FilterType};
+use image::{GrayImage, ImageBuffer, Pixel, RgbImage};
+
+use super::{sample_with_previews, Placement};
+use crate::composite::composite_at;
+use crate::crop::{self, Context, Crop, Rect};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::image_io;
+use crate::mask;
+use crate::model::CodeGrid;
+use crate::sampler::{ImageSettings, Prompter};
+use crate::tasks::Progress;
+
+/// An inpaint job's inputs, borrowed from the [`super::Job`].
+pub struct Inpaint<'a> {
+    pub prompt: &'a str,
+    pub image: &'a RgbImage,
+    pub mask: &'a GrayImage,
+    pub codes: Option<&'a CodeGrid>,
+    pub grow: usize,
+    pub feather: f32,
+    pub context: Context,
+    pub content: Option<Rect>,
+    pub settings: &'a ImageSettings,
+}
+
+/// The part of `img` under `r`, where `r` may reach past the right and bottom
+/// edges (the cell padding): those pixels replicate the edge.
+pub fn crop_replicated<P: Pixel>(img: &ImageBuffer<P, Vec<P::Subpixel>>, r: Rect) -> ImageBuffer<P, Vec<P::Subpixel>> {
+    let (w, h) = img.dimensions();
+    ImageBuffer::from_fn(r.w, r.h, |x, y| *img.get_pixel((r.x + x).min(w - 1), (r.y + y).min(h - 1)))
+}
+
+/// The cells a crop regenerates, on its working grid: mask average > 0.5 at
+/// working size, grown by `grow` cells, plus every cell that holds a pixel
+/// outside `content` (an outpaint border has nothing to keep). The Studio's
+/// overlay and the run both use this.
+pub fn crop_cells(mask: &GrayImage, c: &Crop, factor: usize, grow: usize, content: Option<Rect>) -> Result<(usize, usize, Vec<bool>)> {
+    let m = crop_replicated(mask, c.source);
+    let m = if c.native() { m } else { imageops::resize(&m, c.work_w, c.work_h, FilterType::Triangle) };
+    let (h, w, cells) = mask::cells_from_mask(&m, factor)?;
+    let mut cells = mask::grow(&cells, h, w, grow);
+    if let Some(k) = content {
+        let (sx, sy) = (c.source.w as f64 / c.work_w as f64, c.source.h as f64 / c.work_h as f64);
+        let f = factor as f64;
+        for r in 0..h {
+            for col in 0..w {
+                let x0 = c.source.x as f64 + col as f64 * f * sx;
+                let x1 = x0 + f * sx;
+                let y0 = c.source.y as f64 + r as f64 * f * sy;
+                let y1 = y0 + f * sy;
+                // a pixel is outside when its span reaches past the content box
+                let outside = x0 < k.x as f64 || y0 < k.y as f64 || x1 > k.x1() as f64 + 1e-9 || y1 > k.y1() as f64 + 1e-9;
+                if outside {
+                    cells[r * w + col] = true;
+                }
+            }
+        }
+    }
+    Ok((h, w, cells))
+}
+
+/// The crops an inpaint of `mask` will run (what the CLI prints before it starts).
+pub fn plan(engine: &Engine, image: &RgbImage, mask: &GrayImage, codes: Option<&CodeGrid>, context: Context) -> Result<Vec<Crop>> {
+    same_size(image, mask)?;
+    let f = engine.vq.factor();
+    let native = codes_fit(image, codes, f)?.is_some();
+    crop::plan(mask, f, context, engine.info.work_area, native)
+}
+
+fn same_size(image: &RgbImage, m: &GrayImage) -> Result<()> {
+    if m.dimensions() != image.dimensions() {
+        return Err(Error::invalid(format!(
+            "mask is {}x{} but the image is {}x{}: paint the mask on the same image",
+            m.width(),
+            m.height(),
+            image.width(),
+            image.height()
+        )));
+    }
+    Ok(())
+}
+
+/// The image's own codes when they cover it cell for cell; an error when
+/// codes were given for another image.
+fn codes_fit<'a>(image: &RgbImage, codes: Option<&'a CodeGrid>, factor: usize) -> Result<Option<&'a CodeGrid>> {
+    let (gh, gw) = ((image.height() as usize).div_ceil(factor), (image.width() as usize).div_ceil(factor));
+    match codes {
+        Some(c) if (c.height, c.width) != (gh, gw) => Err(Error::invalid(format!(
+            "the codes are a {} x {} grid but the image is {}x{} px = {gh} x {gw} cells: pass the codes this image was made with, or none",
+            c.height,
+            c.width,
+            image.width(),
+            image.height()
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// The result: the full-size image, and the codes when they still describe
+/// it cell for cell (every crop native).
+pub struct Inpainted {
+    pub image: RgbImage,
+    pub codes: Option<CodeGrid>,
+    pub crops: Vec<Crop>,
+}
+
+pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> Result<Inpainted> {
+    let (image, m) = (job.image, job.mask);
+    same_size(image, m)?;
+    let factor = engine.vq.factor();
+    let f = factor as u32;
+    let own = codes_fit(image, job.codes, factor)?;
+    let crops = crop::plan(m, factor, job.context, engine.info.work_area, own.is_some())?;
+    // every crop's cells first: a mask that selects nothing fails before any model work
+    let mut planned = Vec::with_capacity(crops.len());
+    for c in &crops {
+        let (h, w, cells) = crop_cells(m, c, factor, job.grow, job.content)?;
+        if cells.iter().any(|&x| x) {
+            planned.push((*c, h, w, cells));
+        }
+    }
+    if planned.is_empty() {
+        return Err(Error::invalid(
+            "the mask selects no token cell: paint over more than half of a cell (white = regenerate), or grow the region",
+        ));
+    }
+    let prompter = Prompter::new(&engine.tokenizer, engine.special);
+    let mut out = image.clone();
+    let mut codes = own.cloned();
+    let all_native = planned.iter().all(|p| p.0.native());
+    let n = planned.len();
+    for (k, (c, h, w, cells)) in planned.iter().enumerate() {
+        if !c.native() {
+            // this crop changes pixels the codes describe: later crops encode afresh
+            codes = None;
+        }
+        let src = crop_replicated(&out, c.source);
+        let work = if c.native() { src } else { imageops::resize(&src, c.work_w, c.work_h, FilterType::CatmullRom) };
+        let grid = match &codes {
+            Some(all) => sub_grid(all, c, f),
+            None => engine.vq.encode(&image_io::to_rgb(&work))?,
+        };
+        let region = mask::cells_to_pixels(cells, *h, *w, factor);
+        let layout = prompter.inpaint(job.prompt, &grid, cells)?;
+        let place = Placement { at: c.source, index: k, count: n };
+        let result = sample_with_previews(engine, &layout, job.settings, Some((&work, &region)), Some(place), progress)?;
+        let decoded = image_io::from_rgb(&engine.vq.decode(&result)?);
+        if c.native() {
+            composite_at(&mut out, (c.source.x, c.source.y), &decoded, &region, job.feather);
+            if let Some(all) = codes.as_mut() {
+                put_grid(all, &result, c, f);
+            }
+        } else {
+            let back = imageops::resize(&decoded, c.source.w, c.source.h, FilterType::CatmullRom);
+            let region = imageops::resize(&region, c.source.w, c.source.h, FilterType::Nearest);
+            composite_at(&mut out, (c.source.x, c.source.y), &back, &region, job.feather);
+        }
+        // a whole-image native run leaves the model's codes of the padded image
+        if codes.is_none() && all_native && n == 1 && (c.source.x, c.source.y) == (0, 0) {
+            let (gh, gw) = ((image.height()).div_ceil(f) as usize, (image.width()).div_ceil(f) as usize);
+            if (result.height, result.width) == (gh, gw) {
+                codes = Some(result);
+            }
+        }
+    }
+    Ok(Inpainted { image: out, codes: codes.filter(|_| all_native), crops: planned.into_iter().map(|p| p.0).collect() })
+}
+
+fn sub_grid(all: &CodeGrid, c: &Crop, f: u32) -> CodeGrid {
+    let (r0, c0) = ((c.source.y / f) as usize, (c.source.x / f) as usize);
+    let (h, w) = ((c.source.h / f) as usize, (c.source.w / f) as usize);
+    let mut codes = Vec::with_capacity(h * w);
+    for r in r0..r0 + h {
+        codes.extend_from_slice(&all.codes[r * all.width + c0..r * all.width + c0 + w]);
+    }
+    CodeGrid { height: h, width: w, codes }
+}
+
+fn put_grid(all: &mut CodeGrid, part: &CodeGrid, c: &Crop, f: u32) {
+    let (r0, c0) = ((c.source.y / f) as usize, (c.source.x / f) as usize);
+    for r in 0..part.height {
+        let dst = (r0 + r) * all.width + c0;
+        all.codes[dst..dst + part.width].copy_from_slice(&part.codes[r * part.width..(r + 1) * part.width]);
+    }
+}
+
+/// An image grown by the given borders (left, right, top, bottom) for
+/// outpainting: the new border holds the nearest edge pixel (the model
+/// replaces it; only the feather blends it), the mask is white on the border,
+/// and the returned box is where the input now lies.
+pub fn extend_canvas(image: &RgbImage, left: u32, right: u32, top: u32, bottom: u32) -> Result<(RgbImage, GrayImage, Rect)> {
+    let (w, h) = image.dimensions();
+    let (nw, nh) = (w as u64 + left as u64 + right as u64, h as u64 + top as u64 + bottom as u64);
+    if nw > image_io::MAX_SIDE as u64 || nh > image_io::MAX_SIDE as u64 {
+        return Err(Error::invalid(format!(
+            "the extended canvas would be {nw}x{nh} px; the limit is {} px a side: add less",
+            image_io::MAX_SIDE
+        )));
+    }
+    if left + right + top + bottom == 0 {
+        return Err(Error::invalid("nothing to add: give at least one of --left, --right, --top, --bottom in pixels"));
+    }
+    let (nw, nh) = (nw as u32, nh as u32);
+    let at = Rect { x: left, y: top, w, h };
+    let img = RgbImage::from_fn(nw, nh, |x, y| {
+        let sx = x.saturating_sub(left).min(w - 1);
+        let sy = y.saturating_sub(top).min(h - 1);
+        *image.get_pixel(sx, sy)
+    });
+    let mask = GrayImage::from_fn(nw, nh, |x, y| {
+        let inside = x >= at.x && x < at.x1() && y >= at.y && y < at.y1();
+        image::Luma([if inside { 0 } else { 255 }])
+    });
+    Ok((img, mask, at))
+}
