@@ -21,7 +21,8 @@ pub fn to_json(grid: &CodeGrid) -> String {
 }
 
 pub fn write(path: &Path, grid: &CodeGrid) -> Result<()> {
-    std::fs::write(path, to_json(grid) + "\n").map_err(|e| Error::io(path, e))
+    // atomic: a full disk never leaves a truncated file where a good one was
+    crate::image_io::write_atomic(path, (to_json(grid) + "\n").as_bytes())
 }
 
 /// Reads and checks a grid; `codebook` bounds every code.

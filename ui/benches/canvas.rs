@@ -12,7 +12,7 @@ fn studio_with(side: u32) -> Studio {
     let path = std::env::temp_dir().join(format!("unmask-canvas-bench-{side}.png"));
     let img = image::RgbImage::from_fn(side, side, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
     img.save(&path).expect("write bench image");
-    let mut s = Studio::new(StudioOptions { settings_path: None, model_dir: Some("/nonexistent".into()), open: Some(path), ctx: None });
+    let mut s = Studio::new(StudioOptions { settings_path: None, model_dir: Some("/nonexistent".into()), open: Some(path), ctx: None, session_dir: None });
     s.wait_idle(std::time::Duration::from_secs(5));
     s.notices.clear();
     s.settings.brush_size = side as f32 / 20.0;

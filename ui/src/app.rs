@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
+use unmask::crop::Rect;
 use unmask::engine::ModelInfo;
 use unmask::sampler::{CacheSettings, ImageSettings, TextSettings};
 use unmask::tasks::{FitMode, Job, Output};
@@ -56,8 +57,15 @@ pub struct Run {
     pub started: Instant,
     /// Progress events seen (tests check streaming with it).
     pub progress_events: usize,
+    /// The latest preview: the whole result, or (inpainting) one crop at
+    /// working size with the document box it is drawn into.
     pub preview: Option<RgbImage>,
+    pub preview_at: Option<Rect>,
+    /// Finished crops' last previews, kept on the canvas while later crops run.
+    pub done_crops: Vec<(Rect, RgbImage)>,
     pub preview_revision: u64,
+    /// The document the run belongs to (its result goes there).
+    pub doc_id: Option<u64>,
 }
 
 impl Run {
@@ -92,6 +100,8 @@ pub struct StudioOptions {
     pub open: Option<PathBuf>,
     /// Repainted when the worker has news.
     pub ctx: Option<egui::Context>,
+    /// Where the session is kept for crash recovery; `None` keeps nothing.
+    pub session_dir: Option<PathBuf>,
 }
 
 pub struct Studio {
@@ -107,8 +117,13 @@ pub struct Studio {
     pub question: String,
     pub chat: Vec<ChatTurn>,
     pub run: Option<Run>,
-    /// Finished variants waiting for the user's pick.
+    /// Finished variants waiting for the user's pick, and their document.
     pub variants: Vec<Version>,
+    variants_doc: Option<u64>,
+    /// Open documents other than `doc` (tabs).
+    pub background: Vec<Document>,
+    /// Where and at what size the model worked in the last run.
+    pub last_work: Option<unmask::tasks::Work>,
     pub notices: Vec<Notice>,
     /// Set while the user holds the compare key.
     pub comparing: bool,
@@ -118,6 +133,13 @@ pub struct Studio {
     pub(crate) view: crate::canvas::View,
     pub(crate) thumbs: crate::canvas::Thumbnails,
     next_seed: u64,
+    session: Option<crate::session::SessionWriter>,
+    session_dir: Option<PathBuf>,
+    /// A session that did not close cleanly was found: (documents in it); the
+    /// user is asked to restore or discard it before anything is saved over it.
+    pub restore_offer: Option<usize>,
+    /// Borders of the Extend canvas panel (left, right, top, bottom).
+    pub extend_by: [u32; 4],
     /// Text guidance of edits: the release's 2.5 unless the model says otherwise.
     edit_cfg: f32,
 }
@@ -143,6 +165,9 @@ impl Studio {
             chat: Vec::new(),
             run: None,
             variants: Vec::new(),
+            variants_doc: None,
+            background: Vec::new(),
+            last_work: None,
             notices: Vec::new(),
             comparing: false,
             confirm_close: false,
@@ -150,6 +175,10 @@ impl Studio {
             view: Default::default(),
             thumbs: Default::default(),
             next_seed: seed_from_clock(),
+            extend_by: [0, 256, 0, 0],
+            session: None,
+            session_dir: opts.session_dir.clone(),
+            restore_offer: None,
             edit_cfg: 2.5,
         };
         let model = opts
@@ -160,10 +189,67 @@ impl Studio {
             Some(dir) => s.load_model(&dir),
             None => s.notify("No model found", "Open a Lumina-DiMOO model folder with Model > Open model folder...", false),
         }
+        if let Some(dir) = opts.session_dir {
+            match crate::session::pending(&dir) {
+                Some(n) => s.restore_offer = Some(n),
+                None => s.session = Some(crate::session::SessionWriter::new(dir)),
+            }
+        }
         if let Some(p) = opts.open {
             s.open_path(&p);
         }
         s
+    }
+
+    /// Brings back the documents of a session that did not close cleanly;
+    /// the ones open now stay open beside them.
+    pub fn restore_session(&mut self) {
+        let Some(dir) = self.session_dir.clone() else { return };
+        self.restore_offer = None;
+        let (docs, problems) = crate::session::restore(&dir);
+        let n = docs.len();
+        for d in docs {
+            self.push_document(d);
+        }
+        if !problems.is_empty() {
+            self.notify("Part of the last session could not be restored", &problems.join("\n"), true);
+        } else {
+            self.notify(&format!("Restored {n} document(s) from the last session"), &dir.display().to_string(), false);
+        }
+        self.session = Some(crate::session::SessionWriter::new(dir));
+        self.save_session();
+    }
+
+    /// Drops the session that did not close cleanly.
+    pub fn discard_session(&mut self) {
+        let Some(dir) = self.session_dir.clone() else { return };
+        self.restore_offer = None;
+        let _ = std::fs::remove_dir_all(&dir);
+        self.session = Some(crate::session::SessionWriter::new(dir));
+    }
+
+    /// Queues a save of every open document when something changed.
+    pub fn save_session(&mut self) {
+        let Some(w) = self.session.as_mut() else { return };
+        let docs: Vec<&Document> = self.background.iter().chain(self.doc.as_ref()).collect();
+        w.save(&docs);
+        let failed = w.error.lock().ok().and_then(|mut e| e.take());
+        if let Some(e) = failed {
+            self.notify("Could not keep the session on disk (crash recovery is off)", &e, true);
+        }
+    }
+
+    /// Waits until the session on disk is up to date (tests, scripts).
+    pub fn flush_session(&mut self) -> bool {
+        self.save_session();
+        self.session.as_ref().is_none_or(|w| w.flush(Duration::from_secs(30)))
+    }
+
+    /// A clean exit: the session is not offered back next time.
+    pub fn end_session(&mut self) {
+        if let Some(w) = self.session.take() {
+            w.end();
+        }
     }
 
     pub fn notify(&mut self, title: &str, detail: &str, is_error: bool) {
@@ -212,12 +298,15 @@ impl Studio {
         if self.settings.brush_size > short / 4.0 {
             self.settings.brush_size = (short / 8.0).max(1.0);
         }
-        // the previous document is only replaced once the new one decoded
-        self.doc = Some(Document::new(img, path, &label));
-        self.variants.clear();
-        // textures are keyed by buffer address, which a new document may reuse
-        self.view = Default::default();
-        self.thumbs = Default::default();
+        // an unchanged document is replaced; one with work waits in its tab
+        let keep = self.doc.as_ref().is_some_and(|d| d.dirty || d.versions.len() > 1);
+        if !keep {
+            self.doc = None;
+        }
+        self.push_document(Document::new(img, path, &label));
+        if self.run.is_none() {
+            self.variants.clear();
+        }
     }
 
     /// Saves the current version as PNG with its `parameters` chunk.
@@ -297,7 +386,10 @@ impl Studio {
             started: Instant::now(),
             progress_events: 0,
             preview: None,
+            preview_at: None,
+            done_crops: Vec::new(),
             preview_revision: 0,
+            doc_id: if kind == RunKind::Sketch { None } else { self.doc.as_ref().map(|d| d.id) },
         });
     }
 
@@ -310,7 +402,7 @@ impl Studio {
         if self.prompt.trim().is_empty() {
             return self.refuse("type what the region should become");
         }
-        let (image, mask, codes) = (doc.image().clone(), doc.mask.clone(), doc.version().codes.clone());
+        let (image, mask, codes, content) = (doc.image().clone(), doc.mask.clone(), doc.version().codes.clone(), doc.version().content);
         let edit = doc.mask_is_empty();
         let n = self.settings.variants.clamp(1, 8);
         let jobs = (0..n)
@@ -327,6 +419,8 @@ impl Studio {
                         codes: codes.clone(),
                         grow: self.settings.grow,
                         feather: self.settings.feather,
+                        context: self.settings.context,
+                        content,
                         settings,
                     }
                 };
@@ -373,16 +467,19 @@ impl Studio {
         if q.is_empty() {
             return self.refuse("type a question");
         }
+        // the bundle's answer length (the embedded model answers in 8), else 32
+        let gen_length = self.model_info().and_then(|i| i.default_gen_length).unwrap_or(32).clamp(1, 512);
+        let block_length = gen_length.min(32);
         let job = Job::Ask {
             question: q.clone(),
             image: doc.image().clone(),
             fit: FitMode::Auto,
-            gen_length: 32,
-            settings: TextSettings { steps: 16, block_length: 16, temperature: 0.0, seed: 0 },
+            gen_length,
+            settings: TextSettings { steps: gen_length, block_length, temperature: 0.0, seed: 0 },
         };
         self.chat.push(ChatTurn { question: q, answer: String::new(), done: false });
         self.question.clear();
-        self.submit(RunKind::Ask, vec![(job, 0)], 16);
+        self.submit(RunKind::Ask, vec![(job, 0)], gen_length);
     }
 
     pub fn cancel(&mut self) {
@@ -405,26 +502,110 @@ impl Studio {
         }
     }
 
-    /// Applies a finished variant as a new version.
+    /// Applies a finished variant: a new version of the document the run
+    /// belongs to, or (a sketch) a document of its own.
     pub fn pick_variant(&mut self, i: usize) {
         if i < self.variants.len() {
             let v = self.variants.remove(i);
-            self.add_result(v);
+            let target = self.variants_doc.take();
+            self.add_result(v, target);
             self.variants.clear();
         }
     }
 
-    fn add_result(&mut self, v: Version) {
-        match self.doc.as_mut() {
-            Some(d) => d.add_version(v),
-            None => {
-                let mut d = Document::new(v.image.clone(), None, "sketch");
-                d.versions[0] = v;
-                d.dirty = true;
-                self.doc = Some(d);
-                self.view.fit_pending = true;
+    fn add_result(&mut self, v: Version, doc_id: Option<u64>) {
+        let Some(id) = doc_id else {
+            // a sketch opens as its own document; the open one waits in its tab
+            let mut d = Document::new(v.image.clone(), None, "sketch");
+            d.versions[0] = v;
+            d.dirty = true;
+            self.push_document(d);
+            return;
+        };
+        if self.doc.as_ref().is_some_and(|d| d.id == id) {
+            if let Some(d) = self.doc.as_mut() {
+                d.add_version(v);
             }
+        } else if let Some(d) = self.background.iter_mut().find(|d| d.id == id) {
+            d.add_version(v);
         }
+        // a document closed meanwhile: the result has nowhere to go but a new one
+        else {
+            let mut d = Document::new(v.image.clone(), None, "result");
+            d.versions[0] = v;
+            d.dirty = true;
+            self.push_document(d);
+        }
+    }
+
+    /// Makes `d` the open document; the one open before waits in its tab.
+    fn push_document(&mut self, d: Document) {
+        if let Some(old) = self.doc.take() {
+            self.background.push(old);
+        }
+        self.doc = Some(d);
+        self.reset_view();
+    }
+
+    /// Switches to the document in tab `i` of [`Studio::tabs`].
+    pub fn switch_to(&mut self, id: u64) {
+        if self.doc.as_ref().is_some_and(|d| d.id == id) {
+            return;
+        }
+        let Some(i) = self.background.iter().position(|d| d.id == id) else { return };
+        let d = self.background.remove(i);
+        self.push_document(d);
+        // keep tabs in opening order
+        self.background.sort_by_key(|d| d.id);
+    }
+
+    /// Closes a background document (asks nothing: the tab's close button is
+    /// only offered for saved documents).
+    pub fn close_background(&mut self, id: u64) {
+        self.background.retain(|d| d.id != id || d.dirty);
+    }
+
+    /// Every open document as (id, label, dirty, is current), in opening order.
+    pub fn tabs(&self) -> Vec<(u64, String, bool, bool)> {
+        let mut t: Vec<_> = self.background.iter().map(|d| (d.id, d.title(), d.dirty, false)).collect();
+        if let Some(d) = &self.doc {
+            t.push((d.id, d.title(), d.dirty, true));
+        }
+        t.sort_by_key(|x| x.0);
+        t
+    }
+
+    fn reset_view(&mut self) {
+        // textures are keyed by buffer address, which a new document may reuse
+        self.view = Default::default();
+        self.thumbs = Default::default();
+    }
+
+    /// Extends the canvas of the open document by the given borders; the new
+    /// border becomes the mask, for the next retouch to fill.
+    pub fn extend_canvas(&mut self, left: u32, right: u32, top: u32, bottom: u32) {
+        if self.run.is_some() {
+            return self.refuse("a run is in progress: wait for it or cancel it");
+        }
+        let Some(doc) = self.doc.as_mut() else { return self.refuse("open an image first") };
+        match doc.extend(left, right, top, bottom) {
+            Ok(()) => {
+                self.view.fit_pending = true;
+                self.mode = Mode::Retouch;
+            }
+            Err(e) => self.notify("Cannot extend the canvas", &e.to_string(), true),
+        }
+    }
+
+    /// Borders that bring the open image to aspect `w:h`, added evenly on
+    /// the two sides that grow.
+    pub fn extend_to_aspect(&mut self, aw: u32, ah: u32) {
+        let Some((w, h)) = self.doc.as_ref().map(|d| d.size()) else { return };
+        let (l, r, t, b) = aspect_borders(w, h, aw, ah);
+        if l + r + t + b == 0 {
+            return self.notify("Already at that aspect", &format!("the image is {w}x{h}"), false);
+        }
+        self.extend_canvas(l, r, t, b);
     }
 
     /// Applies the settings a version was made with (its seed) for the next run.
@@ -459,6 +640,10 @@ impl Studio {
             self.handle(e);
         }
         self.persist_settings();
+        // never mid-stroke: each segment changes the mask
+        if !self.view.stroke_active() {
+            self.save_session();
+        }
     }
 
     fn handle(&mut self, e: Event) {
@@ -481,13 +666,21 @@ impl Studio {
                 self.notify(&format!("Not a usable model folder: {}", path.display()), &message, true);
             }
             Event::Started { .. } => {}
-            Event::Progress { id, step, total, preview, .. } => {
+            Event::Progress { id, step, total, preview, preview_at, .. } => {
                 if let Some(run) = self.run.as_mut().filter(|r| r.jobs.iter().any(|j| j.0 == id)) {
                     run.step = step + 1;
                     run.total = total;
                     run.progress_events += 1;
                     if let Some(p) = preview {
+                        // a preview of another crop: the last one of the crop before stays up
+                        if let (Some(old_at), Some(old)) = (run.preview_at, run.preview.take()) {
+                            if Some(old_at) != preview_at {
+                                run.done_crops.retain(|(r, _)| *r != old_at);
+                                run.done_crops.push((old_at, old));
+                            }
+                        }
                         run.preview = Some(p);
+                        run.preview_at = preview_at;
                         run.preview_revision += 1;
                     }
                 }
@@ -541,18 +734,21 @@ impl Studio {
     fn finish(&mut self, id: JobId, output: Output) {
         let seed = self.run.as_ref().and_then(|r| r.jobs.iter().find(|j| j.0 == id)).map(|j| j.1);
         match output {
-            Output::Image { image, codes, parameters } => {
+            Output::Image { image, codes, parameters, work } => {
+                self.last_work = Some(work);
                 let label = match self.run.as_ref().map(|r| r.kind) {
                     Some(RunKind::Sketch) => "sketch",
                     Some(RunKind::Edit) => "edit",
                     _ => "retouch",
                 };
+                self.variants_doc = self.run.as_ref().and_then(|r| r.doc_id);
                 self.variants.push(Version {
                     image,
-                    codes: Some(codes),
+                    codes,
                     label: format!("{label} #{}", seed.unwrap_or(0)),
                     parameters: Some(parameters),
                     seed,
+                    content: None,
                 });
             }
             Output::Answer { text, .. } => {
@@ -576,7 +772,7 @@ impl Studio {
     }
 
     pub fn has_unsaved_changes(&self) -> bool {
-        self.doc.as_ref().is_some_and(|d| d.dirty)
+        self.doc.as_ref().is_some_and(|d| d.dirty) || self.background.iter().any(|d| d.dirty)
     }
 
     /// Waits (for tests and scripts) until no run is in progress or `timeout` passes.
@@ -604,8 +800,56 @@ impl Studio {
         self.view.to_screen(p)
     }
 
+    /// What the model will work at (the status bar): the crops of the
+    /// current mask, or for a whole-image edit the bucket and its scale.
+    pub fn working_text(&mut self) -> Option<String> {
+        let info = self.model_info()?.clone();
+        let doc = self.doc.as_ref()?;
+        let (w, h) = doc.size();
+        if self.mode != Mode::Retouch {
+            return None;
+        }
+        if doc.mask_is_empty() {
+            // an edit works at the model's bucket and is scaled back to the document
+            let (bw, bh) = unmask::image_io::nearest_bucket(w as usize, h as usize, unmask::tasks::EDIT_AREA, info.vq_factor.max(32));
+            let native = w as usize % info.vq_factor == 0 && h as usize % info.vq_factor == 0 && (w * h) as usize <= unmask::tasks::EDIT_AREA;
+            return Some(if native {
+                format!("edit works at {w}x{h} (scale 1)")
+            } else {
+                format!("edit works at {bw}x{bh} (scale {:.2}), result scaled to {w}x{h}", bw as f64 / w as f64)
+            });
+        }
+        self.refresh_plan();
+        let crops = &self.view.crops;
+        let first = crops.first()?;
+        let more = if crops.len() > 1 { format!(" (+{} more crops)", crops.len() - 1) } else { String::new() };
+        Some(format!("works at {}x{} (scale {:.2}){more}", first.work_w, first.work_h, first.scale()))
+    }
+
+    /// The context crops the canvas shows for the current mask.
+    pub fn planned_crops(&mut self) -> Vec<unmask::crop::Crop> {
+        self.refresh_plan();
+        self.view.crops.clone()
+    }
+
     /// Number of token cells the overlay shows as regenerating.
     pub fn cell_overlay_count(&self) -> usize {
         self.view.cells.as_ref().map_or(0, |c| c.1.len())
+    }
+}
+
+/// Borders (left, right, top, bottom) that bring `w x h` to aspect `aw:ah`
+/// by growing one dimension, split evenly.
+pub fn aspect_borders(w: u32, h: u32, aw: u32, ah: u32) -> (u32, u32, u32, u32) {
+    let (w64, h64, aw, ah) = (w as u64, h as u64, aw.max(1) as u64, ah.max(1) as u64);
+    if w64 * ah < h64 * aw {
+        // too narrow: widen
+        let nw = (h64 * aw).div_ceil(ah);
+        let add = (nw - w64) as u32;
+        (add / 2, add - add / 2, 0, 0)
+    } else {
+        let nh = (w64 * ah).div_ceil(aw);
+        let add = (nh - h64) as u32;
+        (0, 0, add / 2, add - add / 2)
     }
 }

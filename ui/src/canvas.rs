@@ -16,11 +16,18 @@ pub struct View {
     pub origin: Pos2,
     pub fit_pending: bool,
     pub rect: Rect,
-    image_tex: Option<(TextureHandle, u64, usize)>,
+    /// The image size the view was fitted to: another size refits.
+    fitted_size: (u32, u32),
+    /// Texture, buffer address, version, sharp (nearest) filtering.
+    image_tex: Option<(TextureHandle, u64, usize, bool)>,
     mask_tex: Option<(TextureHandle, u64)>,
     preview_tex: Option<(TextureHandle, u64)>,
     compare_tex: Option<TextureHandle>,
     pub(crate) cells: Option<(u64, Vec<Rect>)>,
+    /// The context crops of the current mask (document pixels), same key as `cells`.
+    pub(crate) crops: Vec<unmask::crop::Crop>,
+    /// Crop previews on the GPU, by their box.
+    crop_tex: Vec<(unmask::crop::Rect, TextureHandle, u64)>,
     /// Points of the tool gesture in progress, in image pixels.
     gesture: Vec<(f32, f32)>,
     stroke_active: bool,
@@ -33,11 +40,14 @@ impl Default for View {
             origin: Pos2::ZERO,
             fit_pending: true,
             rect: Rect::NOTHING,
+            fitted_size: (0, 0),
             image_tex: None,
             mask_tex: None,
             preview_tex: None,
             compare_tex: None,
             cells: None,
+            crops: Vec::new(),
+            crop_tex: Vec::new(),
             gesture: Vec::new(),
             stroke_active: false,
         }
@@ -45,6 +55,10 @@ impl Default for View {
 }
 
 impl View {
+    pub fn stroke_active(&self) -> bool {
+        self.stroke_active
+    }
+
     pub fn to_screen(&self, p: (f32, f32)) -> Pos2 {
         Pos2::new(self.origin.x + p.0 * self.scale, self.origin.y + p.1 * self.scale)
     }
@@ -59,6 +73,7 @@ impl View {
         self.scale = s;
         self.origin = r.center() - Vec2::new(size.0 as f32, size.1 as f32) * s / 2.0;
         self.fit_pending = false;
+        self.fitted_size = size;
     }
 
     /// Zooms by `factor` keeping the image point under `at` where it is.
@@ -140,6 +155,22 @@ fn overlay(mask: &GrayImage, d: Dirty) -> ColorImage {
     ColorImage::from_rgba_unmultiplied([w, h], &rgba)
 }
 
+/// The four sides of `r` as dashes.
+fn dashed(r: Rect) -> Vec<[Pos2; 2]> {
+    let mut out = Vec::new();
+    let (dash, gap) = (6.0, 4.0);
+    for (a, b) in [(r.left_top(), r.right_top()), (r.right_top(), r.right_bottom()), (r.right_bottom(), r.left_bottom()), (r.left_bottom(), r.left_top())] {
+        let len = a.distance(b);
+        let dir = (b - a) / len.max(1e-3);
+        let mut t = 0.0;
+        while t < len {
+            out.push([a + dir * t, a + dir * (t + dash).min(len)]);
+            t += dash + gap;
+        }
+    }
+    out
+}
+
 /// Texture options: sharp pixels when zoomed in, smooth when zoomed out.
 fn options(scale: f32) -> TextureOptions {
     if scale >= 2.0 {
@@ -158,10 +189,9 @@ impl Studio {
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(38));
 
-        let preview = self.run.as_ref().and_then(|r| r.preview.as_ref().map(|p| (p.clone(), r.preview_revision)));
-        let doc_size = self.doc.as_ref().map(|d| d.size());
-        if let Some((p, rev)) = preview.filter(|(p, _)| Some(p.dimensions()) != doc_size) {
-            // a sketch of a new size: show it fitted, without touching the view
+        // a sketch's preview is shown fitted on its own, without touching the view
+        let sketch = self.run.as_ref().filter(|r| r.kind == crate::app::RunKind::Sketch);
+        if let Some((p, rev)) = sketch.and_then(|r| r.preview.as_ref().map(|p| (p.clone(), r.preview_revision))) {
             if self.view.preview_tex.as_ref().is_none_or(|t| t.1 != rev) {
                 let max_side = ui.input(|i| i.max_texture_side);
                 self.view.preview_tex = Some((ui.ctx().load_texture("canvas-preview", fitted(&p, max_side), TextureOptions::LINEAR), rev));
@@ -185,7 +215,7 @@ impl Studio {
             return;
         }
         let size = self.doc.as_ref().map(|d| d.size()).unwrap_or((1, 1));
-        if self.view.fit_pending || self.view.scale <= 0.0 {
+        if self.view.fit_pending || self.view.scale <= 0.0 || self.view.fitted_size != size {
             self.view.fit(size);
         }
         self.navigate(ui, &resp, size);
@@ -196,11 +226,13 @@ impl Studio {
         let opts = options(self.view.scale);
         let max_side = ui.input(|i| i.max_texture_side);
         // versions never change once made: the pixel buffer identifies one
-        let cur = (doc.image().as_ptr() as u64, doc.current);
-        let stale = self.view.image_tex.as_ref().is_none_or(|t| (t.1, t.2) != cur);
+        // the filter is part of the key: zooming past 2x re-uploads with sharp
+        // pixels, and back (a texture's filter is fixed when it is made)
+        let cur = (doc.image().as_ptr() as u64, doc.current, opts == TextureOptions::NEAREST);
+        let stale = self.view.image_tex.as_ref().is_none_or(|t| (t.1, t.2, t.3) != cur);
         if stale {
             let tex = ctx.load_texture("canvas-image", fitted(doc.image(), max_side), opts);
-            self.view.image_tex = Some((tex, cur.0, cur.1));
+            self.view.image_tex = Some((tex, cur.0, cur.1, cur.2));
         }
         // an oversized mask is re-uploaded downscaled once a stroke ends
         let stale_mask = self.view.mask_tex.as_ref().is_none_or(|t| t.1 != doc.revision);
@@ -211,19 +243,24 @@ impl Studio {
 
         let img_rect = Rect::from_min_max(self.view.to_screen((0.0, 0.0)), self.view.to_screen((size.0 as f32, size.1 as f32)));
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-        let live = self.run.as_ref().and_then(|r| r.preview.as_ref().map(|p| (p, r.preview_revision)));
-        if let Some((p, rev)) = live.filter(|(p, _)| p.dimensions() == size) {
+        let doc_id = doc.id;
+        let live = self.run.as_ref().filter(|r| r.doc_id == Some(doc_id)).and_then(|r| r.preview.as_ref().map(|p| (p, r.preview_at, r.preview_revision)));
+        if self.comparing {
+            let tex = self.view.compare_tex.get_or_insert_with(|| ctx.load_texture("canvas-original", fitted(doc.original(), max_side), opts));
+            painter.image(tex.id(), img_rect, uv, Color32::WHITE);
+        } else if let Some((p, None, rev)) = live.filter(|(p, at, _)| at.is_some() || p.dimensions() == size) {
+            // a whole-image preview (an edit at the document's size)
             if self.view.preview_tex.as_ref().is_none_or(|t| t.1 != rev) {
                 self.view.preview_tex = Some((ctx.load_texture("canvas-preview", fitted(p, max_side), opts), rev));
             }
             if let Some((t, _)) = &self.view.preview_tex {
                 painter.image(t.id(), img_rect, uv, Color32::WHITE);
             }
-        } else if self.comparing {
-            let tex = self.view.compare_tex.get_or_insert_with(|| ctx.load_texture("canvas-original", fitted(doc.original(), max_side), opts));
-            painter.image(tex.id(), img_rect, uv, Color32::WHITE);
         } else if let Some((t, ..)) = &self.view.image_tex {
             painter.image(t.id(), img_rect, uv, Color32::WHITE);
+        }
+        if !self.comparing {
+            self.draw_crop_previews(&painter, img_rect);
         }
         if !self.comparing {
             if let Some((t, _)) = &self.view.mask_tex {
@@ -239,42 +276,107 @@ impl Studio {
         self.tools(ui, &resp, &painter);
     }
 
-    /// Outlines of the token cells that will regenerate (mask average > 0.5, grown).
+    /// Inpaint previews: each crop at working size, drawn scaled into its box
+    /// of the document (nothing of the full image is decoded per step).
+    fn draw_crop_previews(&mut self, painter: &egui::Painter, img_rect: Rect) {
+        let Some(run) = self.run.as_ref().filter(|r| r.doc_id == self.doc.as_ref().map(|d| d.id)) else {
+            self.view.crop_tex.clear();
+            return;
+        };
+        let rev = run.preview_revision;
+        let mut items: Vec<(unmask::crop::Rect, &RgbImage, u64)> = run.done_crops.iter().map(|(r, p)| (*r, p, 0)).collect();
+        if let (Some(at), Some(p)) = (run.preview_at, run.preview.as_ref()) {
+            items.push((at, p, rev));
+        }
+        let ctx = painter.ctx().clone();
+        let clip = painter.with_clip_rect(img_rect.intersect(painter.clip_rect()));
+        for (at, p, rev) in items {
+            let i = match self.view.crop_tex.iter().position(|t| t.0 == at) {
+                Some(i) => i,
+                None => {
+                    let t = ctx.load_texture(format!("crop-{}-{}", at.x, at.y), color_image(p), TextureOptions::LINEAR);
+                    self.view.crop_tex.push((at, t, u64::MAX));
+                    self.view.crop_tex.len() - 1
+                }
+            };
+            let r = Rect::from_min_max(self.view.to_screen((at.x as f32, at.y as f32)), self.view.to_screen((at.x1() as f32, at.y1() as f32)));
+            let entry = &mut self.view.crop_tex[i];
+            // finished crops (rev 0) upload once; the live one on each new preview
+            if entry.2 != rev {
+                entry.1.set(color_image(p), TextureOptions::LINEAR);
+                entry.2 = rev;
+            }
+            clip.image(entry.1.id(), r, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
+        }
+    }
+
+    /// The context crops of the current mask (dashed boxes, with their
+    /// working size) and the token cells each will regenerate at working
+    /// scale (mask average > 0.5, grown): what the run will do.
     fn draw_cells(&mut self, painter: &egui::Painter) {
         if !self.settings.show_cells {
             return;
         }
-        let (Some(doc), Some(info)) = (self.doc.as_ref(), self.model_info()) else { return };
-        let f = info.vq_factor as u32;
-        let key = doc.revision ^ ((self.settings.grow as u64) << 48) ^ ((f as u64) << 40);
-        // a full pass over the mask per pointer move would stutter on large
-        // images: during a stroke the last overlay stays up
-        let stale = self.view.cells.as_ref().is_none_or(|c| c.0 != key);
-        if stale && !(self.view.stroke_active && self.view.cells.is_some()) {
-            let padded = unmask::tasks::pad_to_multiple(&doc.mask, f);
-            let rects = match unmask::mask::cells_from_mask(&padded, f as usize) {
-                Ok((gh, gw, cells)) => {
-                    let cells = unmask::mask::grow(&cells, gh, gw, self.settings.grow);
-                    (0..cells.len())
-                        .filter(|&i| cells[i])
-                        .map(|i| {
-                            let (r, c) = ((i / gw) as f32, (i % gw) as f32);
-                            let f = f as f32;
-                            Rect::from_min_max(Pos2::new(c * f, r * f), Pos2::new((c + 1.0) * f, (r + 1.0) * f))
-                        })
-                        .collect()
-                }
-                Err(_) => Vec::new(),
-            };
-            self.view.cells = Some((key, rects));
-        }
+        self.refresh_plan();
+        let stroke = Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 220, 0, 160));
         if let Some((_, rects)) = &self.view.cells {
-            let stroke = Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 220, 0, 160));
             for r in rects.iter().take(20_000) {
                 let sr = Rect::from_min_max(self.view.to_screen((r.min.x, r.min.y)), self.view.to_screen((r.max.x, r.max.y)));
                 painter.rect_stroke(sr, 0.0, stroke, egui::StrokeKind::Inside);
             }
         }
+        let box_stroke = Stroke::new(1.5, Color32::from_rgb(90, 200, 255));
+        for c in &self.view.crops {
+            let s = c.source;
+            let r = Rect::from_min_max(self.view.to_screen((s.x as f32, s.y as f32)), self.view.to_screen((s.x1() as f32, s.y1() as f32)));
+            for seg in dashed(r) {
+                painter.line_segment(seg, box_stroke);
+            }
+            let label = format!("context {}x{} -> model {}x{}", s.w, s.h, c.work_w, c.work_h);
+            let galley = painter.layout_no_wrap(label, egui::FontId::proportional(11.0), Color32::from_rgb(120, 215, 255));
+            let at = r.left_top() + Vec2::new(3.0, 3.0);
+            painter.rect_filled(Rect::from_min_size(at, galley.size()).expand(2.0), 2.0, Color32::from_black_alpha(170));
+            painter.galley(at, galley, Color32::WHITE);
+        }
+    }
+
+    /// Recomputes the crops and cells when the mask, the settings or the
+    /// model changed (never during a stroke: a pass over a 24 MP mask per
+    /// pointer move would stutter).
+    pub(crate) fn refresh_plan(&mut self) {
+        let (Some(doc), Some(info)) = (self.doc.as_ref(), self.model_info()) else {
+            self.view.cells = None;
+            self.view.crops.clear();
+            return;
+        };
+        let f = info.vq_factor;
+        let ctx_key = match self.settings.context {
+            unmask::crop::Context::Auto => 1u64,
+            unmask::crop::Context::Whole => 2,
+            unmask::crop::Context::Margin(m) => 3 + m as u64,
+        };
+        let key = doc.revision ^ ((self.settings.grow as u64) << 48) ^ ((f as u64) << 40) ^ (ctx_key << 20) ^ (doc.id << 56) ^ (doc.current as u64) << 8;
+        let stale = self.view.cells.as_ref().is_none_or(|c| c.0 != key);
+        if !stale || (self.view.stroke_active && self.view.cells.is_some()) {
+            return;
+        }
+        let v = doc.version();
+        let native = v.codes.as_ref().is_some_and(|c| (c.height, c.width) == ((doc.mask.height() as usize).div_ceil(f), (doc.mask.width() as usize).div_ceil(f)));
+        let crops = unmask::crop::plan(&doc.mask, f, self.settings.context, info.work_area, native).unwrap_or_default();
+        let mut rects = Vec::new();
+        for c in &crops {
+            if let Ok((gh, gw, cells)) = unmask::tasks::inpaint::crop_cells(&doc.mask, c, f, self.settings.grow, v.content) {
+                let (sx, sy) = (c.source.w as f32 / c.work_w as f32, c.source.h as f32 / c.work_h as f32);
+                let ff = f as f32;
+                for i in (0..gh * gw).filter(|&i| cells[i]) {
+                    let (r, col) = ((i / gw) as f32, (i % gw) as f32);
+                    let (x0, y0) = (c.source.x as f32 + col * ff * sx, c.source.y as f32 + r * ff * sy);
+                    rects.push(Rect::from_min_max(Pos2::new(x0, y0), Pos2::new(x0 + ff * sx, y0 + ff * sy)));
+                }
+            }
+        }
+        self.view.crops = crops;
+        self.view.cells = Some((key, rects));
     }
 
     /// Zoom (wheel, pinch, Ctrl+0 fit, Ctrl+1 100%) and pan (middle drag, or Space + drag).

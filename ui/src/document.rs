@@ -20,6 +20,15 @@ pub struct Version {
     pub parameters: Option<String>,
     /// Seed and settings of that run, to reuse.
     pub seed: Option<u64>,
+    /// Where this version has pixels of its own, when that is not everywhere
+    /// (an extended canvas: the border is for the model to fill).
+    pub content: Option<unmask::crop::Rect>,
+}
+
+impl Version {
+    pub fn new(image: RgbImage, label: &str) -> Self {
+        Self { image, codes: None, label: label.into(), parameters: None, seed: None, content: None }
+    }
 }
 
 #[derive(Clone)]
@@ -30,10 +39,14 @@ enum Action {
     Select { from: usize, to: usize, mask_before: GrayImage },
 }
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Undo keeps this many steps (masks are full copies).
 const UNDO_LIMIT: usize = 64;
 
 pub struct Document {
+    /// Unique among the documents of one session (opening order).
+    pub id: u64,
     pub path: Option<PathBuf>,
     pub versions: Vec<Version>,
     pub current: usize,
@@ -51,8 +64,9 @@ impl Document {
     pub fn new(image: RgbImage, path: Option<PathBuf>, label: &str) -> Self {
         let mask = GrayImage::new(image.width(), image.height());
         Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             path,
-            versions: vec![Version { image, codes: None, label: label.into(), parameters: None, seed: None }],
+            versions: vec![Version::new(image, label)],
             current: 0,
             mask,
             undo: Vec::new(),
@@ -61,6 +75,11 @@ impl Document {
             revision: 0,
             empty_cache: std::cell::Cell::new((u64::MAX, true)),
         }
+    }
+
+    /// The tab's label: the file name, else the first version's label.
+    pub fn title(&self) -> String {
+        self.path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| self.versions[0].label.clone())
     }
 
     pub fn image(&self) -> &RgbImage {
@@ -116,6 +135,19 @@ impl Document {
             self.mask = GrayImage::new(w, h);
         }
         self.dirty = true;
+    }
+
+    /// Adds the canvas grown by the given borders as a new version whose mask
+    /// is the border (undoable like a result): the next retouch fills it.
+    pub fn extend(&mut self, left: u32, right: u32, top: u32, bottom: u32) -> unmask::Result<()> {
+        let (img, mask, content) = unmask::tasks::inpaint::extend_canvas(self.image(), left, right, top, bottom)?;
+        let (w, h) = img.dimensions();
+        let mut v = Version::new(img, &format!("extend {w}x{h}"));
+        v.content = Some(content);
+        self.add_version(v);
+        self.mask = mask;
+        self.revision += 1;
+        Ok(())
     }
 
     /// Makes version `to` current (from the history strip), undoably.
@@ -194,7 +226,7 @@ mod tests {
         let mut d = Document::new(RgbImage::new(8, 8), None, "original");
         d.edit_mask(|m| crate::mask_paint::rectangle(m, (0.0, 0.0), (4.0, 4.0), false));
         let painted = d.mask.clone();
-        d.add_version(Version { image: RgbImage::from_pixel(8, 8, image::Rgb([9, 9, 9])), codes: None, label: "r".into(), parameters: None, seed: None });
+        d.add_version(Version::new(RgbImage::from_pixel(8, 8, image::Rgb([9, 9, 9])), "r"));
         assert_eq!(d.current, 1);
         assert!(d.undo());
         assert_eq!(d.current, 0);

@@ -6,6 +6,7 @@ mod canvas;
 pub mod document;
 pub mod mask_paint;
 mod panels;
+pub mod session;
 pub mod settings;
 
 pub use app::{Mode, Studio, StudioOptions, Tool};

@@ -8,6 +8,11 @@ impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.0.show(ui);
     }
+
+    /// A clean exit (the user closed the window): the session is not offered back.
+    fn on_exit(&mut self) {
+        self.0.end_session();
+    }
 }
 
 fn main() -> eframe::Result {
@@ -38,6 +43,7 @@ fn main() -> eframe::Result {
                 model_dir,
                 open,
                 ctx: Some(cc.egui_ctx.clone()),
+                session_dir: unmask_studio::session::default_dir(),
             });
             Ok(Box::new(StudioApp(studio)))
         }),

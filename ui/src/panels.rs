@@ -17,7 +17,10 @@ impl Studio {
         if self.run.is_some() || matches!(self.model, ModelStatus::Loading(_)) {
             ui.ctx().request_repaint_after(Duration::from_millis(50));
         }
-        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::top("menu").show(ui, |ui| {
+            self.menu_bar(ui);
+            self.tab_bar(ui);
+        });
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::bottom("history").show(ui, |ui| self.history_strip(ui));
         egui::Panel::left("controls").default_size(290.0).show(ui, |ui| {
@@ -26,6 +29,24 @@ impl Studio {
         egui::CentralPanel::no_frame().show(ui, |ui| self.canvas_ui(ui));
         self.notices_ui(ui);
         self.close_guard(ui);
+        self.restore_prompt(ui);
+    }
+
+    /// Asked once at start when the last session did not close cleanly.
+    fn restore_prompt(&mut self, ui: &egui::Ui) {
+        let Some(n) = self.restore_offer else { return };
+        egui::Modal::new(egui::Id::unique("restore-session")).show(ui.ctx(), |ui| {
+            ui.heading("Restore your last session?");
+            ui.label(format!("Unmask did not close cleanly last time. {n} document(s) with their versions and masks were kept."));
+            ui.horizontal(|ui| {
+                if ui.button("Restore").clicked() {
+                    self.restore_session();
+                }
+                if ui.button("Discard").clicked() {
+                    self.discard_session();
+                }
+            });
+        });
     }
 
     fn files_in(&mut self, ui: &egui::Ui) {
@@ -80,11 +101,12 @@ impl Studio {
         if save {
             self.save_dialog();
         }
+        // whole pixels: a brush of 12.288 px means nothing to a person
         if smaller {
-            self.settings.brush_size = (self.settings.brush_size / 1.25).max(1.0);
+            self.settings.brush_size = (self.settings.brush_size / 1.25).round().max(1.0);
         }
         if bigger {
-            self.settings.brush_size = (self.settings.brush_size * 1.25).min(1024.0);
+            self.settings.brush_size = (self.settings.brush_size * 1.25).round().max(self.settings.brush_size + 1.0).min(1024.0);
         }
         self.comparing = compare && self.doc.is_some();
     }
@@ -183,7 +205,7 @@ impl Studio {
             ui.selectable_value(&mut self.tool, Tool::Rectangle, "Rectangle");
             ui.selectable_value(&mut self.tool, Tool::Lasso, "Lasso");
         });
-        ui.add(egui::Slider::new(&mut self.settings.brush_size, 1.0..=512.0).logarithmic(true).text("brush ([ ])"));
+        ui.add(egui::Slider::new(&mut self.settings.brush_size, 1.0..=512.0).logarithmic(true).fixed_decimals(0).text("brush ([ ])"));
         ui.horizontal(|ui| {
             if ui.button("Invert").clicked() {
                 self.edit_mask(mask_paint::invert);
@@ -195,8 +217,84 @@ impl Studio {
         });
         ui.add(egui::Slider::new(&mut self.settings.grow, 0..=8).text("grow (cells)"));
         ui.add(egui::Slider::new(&mut self.settings.feather, 0.0..=64.0).text("feather (px)"));
+        self.context_controls(ui);
+        ui.collapsing("Extend canvas", |ui| self.extend_controls(ui));
         ui.label("Prompt");
         ui.add(egui::TextEdit::multiline(&mut self.prompt).desired_rows(3).hint_text("a large red circle"));
+    }
+
+    /// What the model sees around the mask: the crop box on the canvas follows.
+    fn context_controls(&mut self, ui: &mut egui::Ui) {
+        use unmask::crop::Context;
+        ui.horizontal(|ui| {
+            ui.label("context");
+            let c = &mut self.settings.context;
+            if ui.selectable_label(*c == Context::Auto, "auto").on_hover_text("about the region's own size on each side").clicked() {
+                *c = Context::Auto;
+            }
+            if ui.selectable_label(matches!(c, Context::Margin(_)), "margin").clicked() && !matches!(c, Context::Margin(_)) {
+                *c = Context::Margin(128);
+            }
+            if ui.selectable_label(*c == Context::Whole, "whole image").clicked() {
+                *c = Context::Whole;
+            }
+        });
+        if let unmask::crop::Context::Margin(m) = &mut self.settings.context {
+            ui.add(egui::Slider::new(m, 0..=2048).logarithmic(true).text("margin (px)"));
+        }
+    }
+
+    fn extend_controls(&mut self, ui: &mut egui::Ui) {
+        ui.label("Add a border for the model to fill (it becomes the mask).");
+        let b = &mut self.extend_by;
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut b[0]).range(0..=4096).prefix("left "));
+            ui.add(egui::DragValue::new(&mut b[1]).range(0..=4096).prefix("right "));
+        });
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut b[2]).range(0..=4096).prefix("top "));
+            ui.add(egui::DragValue::new(&mut b[3]).range(0..=4096).prefix("bottom "));
+        });
+        let [l, r, t, bo] = *b;
+        if ui.add_enabled(self.doc.is_some() && self.run.is_none(), egui::Button::new("Extend")).clicked() {
+            self.extend_canvas(l, r, t, bo);
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.label("to aspect");
+            for (name, aw, ah) in [("1:1", 1, 1), ("4:3", 4, 3), ("3:2", 3, 2), ("16:9", 16, 9), ("9:16", 9, 16)] {
+                if ui.add_enabled(self.doc.is_some() && self.run.is_none(), egui::Button::new(name)).clicked() {
+                    self.extend_to_aspect(aw, ah);
+                }
+            }
+        });
+    }
+
+    /// One tab per open document (a sketch opens its own).
+    fn tab_bar(&mut self, ui: &mut egui::Ui) {
+        let tabs = self.tabs();
+        if tabs.len() < 2 {
+            return;
+        }
+        let mut switch = None;
+        let mut close = None;
+        ui.horizontal(|ui| {
+            for (id, label, dirty, current) in tabs {
+                let text = if dirty { format!("{label} *") } else { label };
+                let r = ui.add_enabled(self.run.is_none() || current, egui::Button::selectable(current, text));
+                if r.clicked() {
+                    switch = Some(id);
+                }
+                if !current && !dirty && ui.small_button("x").on_hover_text("close").clicked() {
+                    close = Some(id);
+                }
+            }
+        });
+        if let Some(id) = switch {
+            self.switch_to(id);
+        }
+        if let Some(id) = close {
+            self.close_background(id);
+        }
     }
 
     fn sketch_controls(&mut self, ui: &mut egui::Ui) {
@@ -358,6 +456,10 @@ impl Studio {
                 let name = doc.path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or("untitled".into());
                 ui.label(format!("{name} {w}x{h}{}", if doc.dirty { " (unsaved)" } else { "" }));
                 ui.label(format!("zoom {:.0}%", self.view.scale * 100.0));
+                if let Some(text) = self.working_text() {
+                    ui.separator();
+                    ui.label(text);
+                }
             }
             if let Some(run) = &self.run {
                 ui.separator();

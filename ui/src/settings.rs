@@ -25,6 +25,8 @@ pub struct Settings {
     pub grow: usize,
     pub brush_size: f32,
     pub show_cells: bool,
+    /// What the model sees around the mask (auto, a margin, the whole image).
+    pub context: unmask::crop::Context,
     pub sketch_width: usize,
     pub sketch_height: usize,
     pub model_dir: Option<PathBuf>,
@@ -49,6 +51,7 @@ impl Default for Settings {
             grow: 0,
             brush_size: 24.0,
             show_cells: true,
+            context: unmask::crop::Context::Auto,
             sketch_width: 256,
             sketch_height: 256,
             model_dir: None,

@@ -20,6 +20,7 @@ fn studio() -> Studio {
         model_dir: Some(fixtures().join("model")),
         open: Some(fixtures().join("cases/input.png")),
         ctx: None,
+        session_dir: None,
     });
     assert!(s.wait_idle(Duration::from_secs(30)), "model loads");
     assert!(s.model_info().is_some(), "fixture model loaded: {:?}", s.notices);
@@ -66,6 +67,8 @@ fn drag(h: &mut Harness<'static, Studio>, from: (f32, f32), to: (f32, f32)) {
 #[test]
 fn a_brush_stroke_masks_the_expected_cells() {
     let mut s = studio();
+    // the whole 40 x 24 image at scale 1: the overlay's cells are the image's own
+    s.settings.context = unmask::crop::Context::Whole;
     s.settings.brush_size = 8.0;
     let mut h = harness(s);
     drag(&mut h, (2.0, 2.0), (14.0, 2.0));
@@ -83,6 +86,8 @@ fn a_brush_stroke_masks_the_expected_cells() {
 #[test]
 fn retouch_streams_progress_adds_a_version_and_undo_restores() {
     let mut s = studio();
+    // at scale 1 the result keeps its codes (a scaled crop would not)
+    s.settings.context = unmask::crop::Context::Whole;
     s.prompt = "a red circle on the left".into();
     s.edit_mask(|m| unmask_studio::mask_paint::rectangle(m, (8.0, 4.0), (24.0, 16.0), false));
     let painted = s.doc.as_ref().unwrap().mask.clone();
@@ -104,7 +109,8 @@ fn retouch_streams_progress_adds_a_version_and_undo_restores() {
     let doc = st.doc.as_ref().unwrap();
     assert_eq!(doc.versions.len(), 2, "a new history entry: {:?}", st.notices);
     assert_eq!(doc.current, 1);
-    assert!(doc.version().codes.is_some() && doc.version().parameters.as_deref().unwrap_or("").contains("Steps: 6"));
+    let params = doc.version().parameters.as_deref().unwrap_or("");
+    assert!(doc.version().codes.is_some() && params.contains("Steps: 6") && params.contains("Context: whole image"), "{params}");
     assert!(max_events >= 1, "progress was streamed");
     assert_ne!(doc.image(), &before, "the region changed");
 
@@ -158,8 +164,9 @@ fn ask_shows_the_answer() {
         question: "what color is the circle?".into(),
         image: st.doc.as_ref().unwrap().image().clone(),
         fit: unmask::tasks::FitMode::Auto,
+        // the fixture bundle names no answer length: 32, one step a position, as the CLI
         gen_length: 32,
-        settings: unmask::sampler::TextSettings { steps: 16, block_length: 16, temperature: 0.0, seed: 0 },
+        settings: unmask::sampler::TextSettings { steps: 32, block_length: 32, temperature: 0.0, seed: 0 },
     };
     let unmask::tasks::Output::Answer { text, .. } = unmask::tasks::run(&engine, &job, &mut unmask::sampler::Quiet).unwrap() else { panic!() };
     assert_eq!(turn.answer, text);

@@ -1,0 +1,287 @@
+//! The Studio's session on disk, so a crash or a kill loses no work: every
+//! open document with its versions (PNG with `parameters`, their codes and
+//! settings) and its mask. A background thread writes it as it changes (a
+//! 24 MP PNG takes a second to encode: never on the UI thread); the index is
+//! written last, atomically, and names only files already complete, so a
+//! session killed mid-write restores to the last complete state. A clean exit
+//! removes it; one found at start was not closed cleanly and is offered back.
+//! Undo stacks are not kept (the versions are).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
+use image::{GrayImage, RgbImage};
+use serde::{Deserialize, Serialize};
+use unmask::crop::Rect;
+use unmask::model::CodeGrid;
+
+use crate::document::{Document, Version};
+
+const INDEX: &str = "session.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VersionEntry {
+    file: String,
+    codes: Option<String>,
+    label: String,
+    parameters: Option<String>,
+    seed: Option<u64>,
+    content: Option<Rect>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DocEntry {
+    path: Option<PathBuf>,
+    current: usize,
+    dirty: bool,
+    mask: String,
+    versions: Vec<VersionEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Index {
+    /// The open document is the last one.
+    documents: Vec<DocEntry>,
+}
+
+/// What one save writes: each document's versions (shared, never copied
+/// twice: versions do not change once made) and mask.
+struct Snapshot {
+    docs: Vec<DocSnap>,
+}
+
+struct DocSnap {
+    key: String,
+    path: Option<PathBuf>,
+    current: usize,
+    dirty: bool,
+    mask: GrayImage,
+    mask_revision: u64,
+    versions: Vec<(Arc<RgbImage>, Option<CodeGrid>, String, Option<String>, Option<u64>, Option<Rect>)>,
+}
+
+/// Writes the session in the background; the latest snapshot wins.
+pub struct SessionWriter {
+    dir: PathBuf,
+    tx: Option<Sender<Snapshot>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// (document id, revision, versions) last sent, to skip unchanged saves.
+    last: Vec<(u64, u64, usize, usize)>,
+    /// Set by the thread when a write failed (shown once by the Studio).
+    pub error: Arc<Mutex<Option<String>>>,
+    /// Images already handed to the thread, by buffer address: sent once.
+    shared: std::collections::HashMap<usize, Arc<RgbImage>>,
+    /// Snapshots written (tests wait on it).
+    pub written: Arc<std::sync::atomic::AtomicU64>,
+    sent: u64,
+    session: String,
+}
+
+impl SessionWriter {
+    pub fn new(dir: PathBuf) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<Snapshot>();
+        let error = Arc::new(Mutex::new(None));
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (d, e, w) = (dir.clone(), error.clone(), written.clone());
+        let thread = std::thread::Builder::new().name("unmask-session".into()).spawn(move || write_loop(&d, rx, &e, &w)).ok();
+        // file names carry this run's start, so a restored session's files never collide with new ones
+        let session = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0));
+        Self { dir, tx: Some(tx), thread, last: Vec::new(), error, shared: Default::default(), written, sent: 0, session }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Queues a save when anything changed since the last one.
+    pub fn save(&mut self, docs: &[&Document]) {
+        let state: Vec<_> = docs.iter().map(|d| (d.id, d.revision, d.versions.len(), d.current)).collect();
+        if state == self.last {
+            return;
+        }
+        self.last = state;
+        let mut snaps = Vec::new();
+        for d in docs {
+            let versions = d
+                .versions
+                .iter()
+                .map(|v| {
+                    let key = v.image.as_ptr() as usize;
+                    let img = self.shared.entry(key).or_insert_with(|| Arc::new(v.image.clone())).clone();
+                    (img, v.codes.clone(), v.label.clone(), v.parameters.clone(), v.seed, v.content)
+                })
+                .collect();
+            snaps.push(DocSnap {
+                key: format!("{}-{}", self.session, d.id),
+                path: d.path.clone(),
+                current: d.current,
+                dirty: d.dirty,
+                mask: d.mask.clone(),
+                mask_revision: d.revision,
+                versions,
+            });
+        }
+        // images of closed documents are released
+        let live: std::collections::HashSet<usize> = docs.iter().flat_map(|d| d.versions.iter().map(|v| v.image.as_ptr() as usize)).collect();
+        self.shared.retain(|k, _| live.contains(k));
+        if let Some(tx) = &self.tx {
+            if tx.send(Snapshot { docs: snaps }).is_ok() {
+                self.sent += 1;
+            }
+        }
+    }
+
+    /// Waits until every queued snapshot is on disk (tests; the close path).
+    pub fn flush(&self, timeout: std::time::Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        while self.written.load(std::sync::atomic::Ordering::SeqCst) < self.sent {
+            if std::time::Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// A clean exit: the session is not offered back.
+    pub fn end(mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn write_loop(dir: &Path, rx: Receiver<Snapshot>, error: &Mutex<Option<String>>, written: &std::sync::atomic::AtomicU64) {
+    let mut masks_written: std::collections::HashMap<String, u64> = Default::default();
+    while let Ok(mut snap) = rx.recv() {
+        let mut skipped = 0;
+        // only the newest snapshot matters
+        while let Ok(newer) = rx.try_recv() {
+            snap = newer;
+            skipped += 1;
+        }
+        if let Err(e) = write_snapshot(dir, &snap, &mut masks_written) {
+            if let Ok(mut slot) = error.lock() {
+                *slot = Some(e);
+            }
+        }
+        written.fetch_add(1 + skipped, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn write_snapshot(dir: &Path, snap: &Snapshot, masks_written: &mut std::collections::HashMap<String, u64>) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut index = Index { documents: Vec::new() };
+    let mut keep = std::collections::HashSet::new();
+    for d in &snap.docs {
+        let mut versions = Vec::new();
+        for (i, (img, codes, label, parameters, seed, content)) in d.versions.iter().enumerate() {
+            let file = format!("{}-v{i}.png", d.key);
+            let path = dir.join(&file);
+            // a version never changes once made: written once
+            if !path.is_file() {
+                unmask::image_io::save_png(&path, img, parameters.as_deref()).map_err(|e| e.to_string())?;
+            }
+            keep.insert(file.clone());
+            let codes_file = match codes {
+                Some(c) => {
+                    let f = format!("{}-v{i}.codes.json", d.key);
+                    if !dir.join(&f).is_file() {
+                        unmask::codes::write(&dir.join(&f), c).map_err(|e| e.to_string())?;
+                    }
+                    keep.insert(f.clone());
+                    Some(f)
+                }
+                None => None,
+            };
+            versions.push(VersionEntry { file, codes: codes_file, label: label.clone(), parameters: parameters.clone(), seed: *seed, content: *content });
+        }
+        // masks change: one file per revision, the index names the newest complete one
+        let mask = format!("{}-mask-{}.png", d.key, d.mask_revision);
+        if masks_written.get(&d.key) != Some(&d.mask_revision) || !dir.join(&mask).is_file() {
+            let bytes = gray_png(&d.mask)?;
+            unmask::image_io::write_atomic(&dir.join(&mask), &bytes).map_err(|e| e.to_string())?;
+            masks_written.insert(d.key.clone(), d.mask_revision);
+        }
+        keep.insert(mask.clone());
+        index.documents.push(DocEntry { path: d.path.clone(), current: d.current, dirty: d.dirty, mask, versions });
+    }
+    let text = serde_json::to_string_pretty(&index).map_err(|e| e.to_string())?;
+    unmask::image_io::write_atomic(&dir.join(INDEX), text.as_bytes()).map_err(|e| e.to_string())?;
+    keep.insert(INDEX.to_string());
+    // files the index no longer names (old masks, closed documents) go
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) && !name.starts_with('.') {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gray_png(m: &GrayImage) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    image::DynamicImage::ImageLuma8(m.clone())
+        .write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// `$XDG_STATE_HOME/unmask/session`, else `~/.local/state/unmask/session`.
+pub fn default_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("unmask").join("session"))
+}
+
+/// A session left by a run that did not close cleanly, if any.
+pub fn pending(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join(INDEX)).ok()?;
+    let idx: Index = serde_json::from_str(&text).ok()?;
+    (!idx.documents.is_empty()).then_some(idx.documents.len())
+}
+
+/// Reads a left session back. Documents whose files are damaged are skipped
+/// and named in the returned messages.
+pub fn restore(dir: &Path) -> (Vec<Document>, Vec<String>) {
+    let mut docs = Vec::new();
+    let mut problems = Vec::new();
+    let Some(idx) = std::fs::read_to_string(dir.join(INDEX)).ok().and_then(|t| serde_json::from_str::<Index>(&t).ok()) else {
+        return (docs, vec![format!("{}: the session index is unreadable", dir.display())]);
+    };
+    for d in idx.documents {
+        match restore_doc(dir, &d) {
+            Ok(doc) => docs.push(doc),
+            Err(e) => problems.push(e),
+        }
+    }
+    (docs, problems)
+}
+
+fn restore_doc(dir: &Path, d: &DocEntry) -> Result<Document, String> {
+    let mut versions = Vec::new();
+    for v in &d.versions {
+        let image = unmask::image_io::open_rgb(&dir.join(&v.file)).map_err(|e| e.to_string())?;
+        let codes = match &v.codes {
+            Some(f) => Some(unmask::codes::read(&dir.join(f), u32::MAX as usize).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        versions.push(Version { image, codes, label: v.label.clone(), parameters: v.parameters.clone(), seed: v.seed, content: v.content });
+    }
+    let first = versions.first().ok_or("a document without versions")?.image.clone();
+    let mut doc = Document::new(first, d.path.clone(), &d.versions[0].label);
+    doc.versions = versions;
+    doc.current = d.current.min(doc.versions.len() - 1);
+    doc.dirty = d.dirty;
+    let mask = unmask::image_io::open(&dir.join(&d.mask)).map_err(|e| e.to_string())?.to_luma8();
+    if mask.dimensions() == doc.image().dimensions() {
+        doc.mask = mask;
+    }
+    Ok(doc)
+}
