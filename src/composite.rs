@@ -62,16 +62,27 @@ pub fn composite(original: &RgbImage, generated: &RgbImage, region: &GrayImage, 
 pub fn composite_at(out: &mut RgbImage, at: (u32, u32), generated: &RgbImage, region: &GrayImage, feather: f32) {
     let (w, h) = generated.dimensions();
     let (ow, oh) = out.dimensions();
-    let beyond = [at.0 == 0, at.1 == 0, at.0 + w >= ow, at.1 + h >= oh];
-    let dist = inside_distance(region, beyond);
-    for (i, g) in generated.pixels().enumerate() {
-        let d = dist[i];
-        let (x, y) = (at.0 + i as u32 % w, at.1 + i as u32 / w);
-        if d <= 0.0 || x >= ow || y >= oh {
+    // only the region's bounding box needs a distance transform: a retouch
+    // region is a small part of its crop
+    let Some((x0, y0, x1, y1)) = bbox(region) else { return };
+    let sub = image::imageops::crop_imm(region, x0, y0, x1 - x0, y1 - y0).to_image();
+    // past the box is outside the region, except where the box meets the
+    // crop's edge and the crop meets the picture frame
+    let beyond = [x0 == 0 && at.0 == 0, y0 == 0 && at.1 == 0, x1 == w && at.0 + w >= ow, y1 == h && at.1 + h >= oh];
+    let dist = inside_distance(&sub, beyond);
+    let bw = x1 - x0;
+    for (i, &d) in dist.iter().enumerate() {
+        if d <= 0.0 {
+            continue;
+        }
+        let (gx, gy) = (x0 + i as u32 % bw, y0 + i as u32 / bw);
+        let (x, y) = (at.0 + gx, at.1 + gy);
+        if x >= ow || y >= oh {
             continue;
         }
         // the first pixel inside has d = 1: the weight ramps to 1 over `feather` px
         let t = if feather <= 0.0 { 1.0 } else { (d / feather).min(1.0) };
+        let g = generated.get_pixel(gx, gy);
         let o = out.get_pixel_mut(x, y);
         for c in 0..3 {
             o[c] = (o[c] as f32 * (1.0 - t) + g[c] as f32 * t).round() as u8;
@@ -79,9 +90,45 @@ pub fn composite_at(out: &mut RgbImage, at: (u32, u32), generated: &RgbImage, re
     }
 }
 
+/// The smallest box holding every region pixel (> 127), as (x0, y0, x1, y1).
+fn bbox(region: &GrayImage) -> Option<(u32, u32, u32, u32)> {
+    let w = region.width() as usize;
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (y, row) in region.as_raw().chunks_exact(w.max(1)).enumerate() {
+        let Some(first) = row.iter().position(|&v| v > 127) else { continue };
+        let last = row.iter().rposition(|&v| v > 127).unwrap_or(first);
+        (x0, x1) = (x0.min(first as u32), x1.max(last as u32 + 1));
+        (y0, y1) = (y0.min(y as u32), y as u32 + 1);
+    }
+    (x0 != u32::MAX).then_some((x0, y0, x1, y1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_region_inside_a_crop_blends_only_inside_and_ramps_at_every_edge() {
+        // a 4 x 4 region in the middle of a 16 x 16 crop placed inside a larger image
+        let mut out = RgbImage::from_pixel(64, 64, image::Rgb([0, 0, 0]));
+        let gen = RgbImage::from_pixel(16, 16, image::Rgb([200, 200, 200]));
+        let region = GrayImage::from_fn(16, 16, |x, y| image::Luma([if (6..10).contains(&x) && (6..10).contains(&y) { 255 } else { 0 }]));
+        composite_at(&mut out, (20, 20), &gen, &region, 2.0);
+        for (x, y, p) in out.enumerate_pixels() {
+            let inside = (26..30).contains(&x) && (26..30).contains(&y);
+            if !inside {
+                assert_eq!(p[0], 0, "{x},{y} outside the region");
+            }
+        }
+        // the ring next to the region's edge is blended, not the generated value
+        assert!(out.get_pixel(26, 27)[0] > 0 && out.get_pixel(26, 27)[0] < 200);
+        assert!(out.get_pixel(29, 27)[0] > 0 && out.get_pixel(29, 27)[0] < 200);
+        // a region touching the picture frame is not ramped there
+        let mut out = RgbImage::from_pixel(16, 16, image::Rgb([0, 0, 0]));
+        let region = GrayImage::from_fn(16, 16, |x, _| image::Luma([if x < 4 { 255 } else { 0 }]));
+        composite_at(&mut out, (0, 0), &gen, &region, 2.0);
+        assert_eq!(out.get_pixel(0, 8)[0], 200);
+    }
 
     #[test]
     fn outside_is_original_and_deep_inside_is_generated() {
