@@ -77,8 +77,8 @@ pub enum Fit {
     #[default]
     Native,
     /// Resize and centre-crop to the bucket of closest aspect ratio with about
-    /// `area` pixels (sides multiples of 32, aspect at most 4).
-    Bucket { area: usize },
+    /// `area` pixels (sides multiples of `multiple`, aspect at most 4).
+    Bucket { area: usize, multiple: usize },
 }
 
 /// The bucket sizes of about `area` pixels: sides multiples of `multiple`,
@@ -124,27 +124,28 @@ pub fn cover_crop(img: &RgbImage, tw: usize, th: usize) -> RgbImage {
     image::imageops::crop_imm(&scaled, x, y, tw as u32, th as u32).to_image()
 }
 
-/// Brings an image to a VQ-compatible size.
-pub fn fit(img: &RgbImage, fit: Fit, factor: usize) -> Result<RgbImage> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
+/// The size [`fit`] gives a `w x h` image, without touching pixels.
+pub fn fit_size(w: usize, h: usize, fit: Fit, factor: usize) -> Result<(usize, usize)> {
     match fit {
         Fit::Native => {
             let (tw, th) = (w / factor * factor, h / factor * factor);
             if tw == 0 || th == 0 {
                 return Err(Error::invalid(format!("image {w}x{h} is smaller than one {factor}x{factor} token cell")));
             }
-            if (tw, th) == (w, h) {
-                Ok(img.clone())
-            } else {
-                Ok(image::imageops::crop_imm(img, ((w - tw) / 2) as u32, ((h - th) / 2) as u32, tw as u32, th as u32)
-                    .to_image())
-            }
+            Ok((tw, th))
         }
-        Fit::Bucket { area } => {
-            let multiple = factor.max(32);
-            let (bw, bh) = nearest_bucket(w, h, area, multiple);
-            Ok(cover_crop(img, bw, bh))
-        }
+        Fit::Bucket { area, multiple } => Ok(nearest_bucket(w, h, area, multiple.max(factor))),
+    }
+}
+
+/// Brings an image to a VQ-compatible size.
+pub fn fit(img: &RgbImage, fit: Fit, factor: usize) -> Result<RgbImage> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (tw, th) = fit_size(w, h, fit, factor)?;
+    match fit {
+        _ if (tw, th) == (w, h) => Ok(img.clone()),
+        Fit::Native => Ok(image::imageops::crop_imm(img, ((w - tw) / 2) as u32, ((h - th) / 2) as u32, tw as u32, th as u32).to_image()),
+        Fit::Bucket { .. } => Ok(cover_crop(img, tw, th)),
     }
 }
 

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 use crate::crop::Rect;
 use crate::engine::{DeviceChoice, Engine, ModelInfo};
@@ -50,8 +50,20 @@ pub enum Event {
     Started { id: JobId, kind: &'static str },
     /// After every sampling step. `preview_at`: for inpainting, the box of the
     /// document the preview shows (the crop at working size: draw it scaled
-    /// into the box); `None`: the preview is the whole result.
-    Progress { id: JobId, step: usize, total: usize, unmasked: usize, cells: usize, preview: Option<RgbImage>, preview_at: Option<Rect> },
+    /// into the box); `None`: the preview is the whole result. `preview_region`:
+    /// with `preview_at`, the crop's regenerated cells at working size (white):
+    /// outside them the document's own pixels are the preview, sharper than a
+    /// scaled-up crop.
+    Progress {
+        id: JobId,
+        step: usize,
+        total: usize,
+        unmasked: usize,
+        cells: usize,
+        preview: Option<RgbImage>,
+        preview_at: Option<Rect>,
+        preview_region: Option<GrayImage>,
+    },
     /// The answer so far, after every text step.
     Answer { id: JobId, text: String, step: usize, total: usize },
     Finished { id: JobId, output: Box<Output>, elapsed: Duration },
@@ -266,6 +278,7 @@ impl Progress for JobProgress<'_> {
             unmasked: st.unmasked,
             cells: st.cells.len(),
             preview_at: st.placement.map(|p| p.at).filter(|_| preview.is_some()),
+            preview_region: st.original.filter(|_| st.placement.is_some() && preview.is_some()).map(|(_, r)| r.clone()),
             preview,
         });
     }

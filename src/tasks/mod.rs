@@ -157,17 +157,41 @@ pub fn preview(engine: &Engine, st: &PreviewState<'_>, fill: PreviewFill, crop: 
     Ok(img)
 }
 
-/// Fits an input image for a task whose bucket holds about `area` pixels.
-pub fn fit_input(img: &RgbImage, mode: FitMode, factor: usize, area: usize) -> Result<RgbImage> {
-    let native_ok = img.width() as usize % factor == 0
-        && img.height() as usize % factor == 0
-        && (img.width() as usize * img.height() as usize) <= area;
-    let fit = match mode {
-        FitMode::Native => Fit::Native,
-        FitMode::Bucket => Fit::Bucket { area },
-        FitMode::Auto if native_ok => Fit::Native,
-        FitMode::Auto => Fit::Bucket { area },
+/// A task's bucket on a model: the release's area (`EDIT_AREA`, `ASK_AREA`)
+/// with sides on multiples of 32, or, where the bundle's working area is
+/// smaller (the embedded model's 48 x 48), that area on the model's own cells:
+/// such a model sees every photo at its own scale.
+pub fn bucket(info: &crate::engine::ModelInfo, release_area: usize) -> Fit {
+    let f = info.vq_factor;
+    if info.work_area.area < release_area {
+        Fit::Bucket { area: info.work_area.area, multiple: f }
+    } else {
+        Fit::Bucket { area: release_area, multiple: f.max(32) }
+    }
+}
+
+/// How an image of `w x h` is fitted for a task with bucket `bucket`.
+fn fit_choice(w: usize, h: usize, mode: FitMode, factor: usize, bucket: Fit) -> Fit {
+    let area = match bucket {
+        Fit::Bucket { area, .. } => area,
+        Fit::Native => usize::MAX,
     };
+    let native_ok = w % factor == 0 && h % factor == 0 && w * h <= area;
+    match mode {
+        FitMode::Native => Fit::Native,
+        FitMode::Auto if native_ok => Fit::Native,
+        FitMode::Bucket | FitMode::Auto => bucket,
+    }
+}
+
+/// The size the model sees a `w x h` input at (what the Studio shows before a run).
+pub fn fit_size(w: usize, h: usize, mode: FitMode, factor: usize, bucket: Fit) -> Result<(usize, usize)> {
+    image_io::fit_size(w, h, fit_choice(w, h, mode, factor, bucket), factor)
+}
+
+/// Fits an input image for a task with bucket `bucket` (see [`bucket`]).
+pub fn fit_input(img: &RgbImage, mode: FitMode, factor: usize, bucket: Fit) -> Result<RgbImage> {
+    let fit = fit_choice(img.width() as usize, img.height() as usize, mode, factor, bucket);
     image_io::fit(img, fit, factor)
 }
 
@@ -257,7 +281,7 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             })
         }
         Job::Edit { instruction, image, fit, settings } => {
-            let input = fit_input(image, *fit, factor, EDIT_AREA)?;
+            let input = fit_input(image, *fit, factor, bucket(&engine.info, EDIT_AREA))?;
             let grid = engine.vq.encode(&image_io::to_rgb(&input))?;
             let layout = prompter.edit(instruction, &grid)?;
             let codes = sample_with_previews(engine, &layout, settings, None, None, progress)?;
@@ -277,7 +301,7 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             })
         }
         Job::Ask { question, image, fit, gen_length, settings } => {
-            let input = fit_input(image, *fit, factor, ASK_AREA)?;
+            let input = fit_input(image, *fit, factor, bucket(&engine.info, ASK_AREA))?;
             let grid = engine.vq.encode(&image_io::to_rgb(&input))?;
             let layout = prompter.understanding(question, &grid, *gen_length)?;
             let mut bridge = Bridge { engine, inner: progress, original: None, placement: None, height: 0, width: 0 };

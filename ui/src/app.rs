@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use unmask::crop::Rect;
 use unmask::engine::ModelInfo;
 use unmask::sampler::{CacheSettings, ImageSettings, TextSettings};
@@ -61,8 +61,10 @@ pub struct Run {
     /// working size with the document box it is drawn into.
     pub preview: Option<RgbImage>,
     pub preview_at: Option<Rect>,
+    /// With `preview_at`: the crop's regenerated cells (only they are drawn).
+    pub preview_region: Option<GrayImage>,
     /// Finished crops' last previews, kept on the canvas while later crops run.
-    pub done_crops: Vec<(Rect, RgbImage)>,
+    pub done_crops: Vec<(Rect, RgbImage, Option<GrayImage>)>,
     pub preview_revision: u64,
     /// The document the run belongs to (its result goes there).
     pub doc_id: Option<u64>,
@@ -231,7 +233,9 @@ impl Studio {
     /// Queues a save of every open document when something changed.
     pub fn save_session(&mut self) {
         let Some(w) = self.session.as_mut() else { return };
-        let docs: Vec<&Document> = self.background.iter().chain(self.doc.as_ref()).collect();
+        // a document with nothing done to it is not worth offering back
+        let docs: Vec<&Document> =
+            self.background.iter().chain(self.doc.as_ref()).filter(|d| d.dirty || d.versions.len() > 1 || !d.mask_is_empty()).collect();
         w.save(&docs);
         let failed = w.error.lock().ok().and_then(|mut e| e.take());
         if let Some(e) = failed {
@@ -387,6 +391,7 @@ impl Studio {
             progress_events: 0,
             preview: None,
             preview_at: None,
+            preview_region: None,
             done_crops: Vec::new(),
             preview_revision: 0,
             doc_id: if kind == RunKind::Sketch { None } else { self.doc.as_ref().map(|d| d.id) },
@@ -666,7 +671,7 @@ impl Studio {
                 self.notify(&format!("Not a usable model folder: {}", path.display()), &message, true);
             }
             Event::Started { .. } => {}
-            Event::Progress { id, step, total, preview, preview_at, .. } => {
+            Event::Progress { id, step, total, preview, preview_at, preview_region, .. } => {
                 if let Some(run) = self.run.as_mut().filter(|r| r.jobs.iter().any(|j| j.0 == id)) {
                     run.step = step + 1;
                     run.total = total;
@@ -675,12 +680,13 @@ impl Studio {
                         // a preview of another crop: the last one of the crop before stays up
                         if let (Some(old_at), Some(old)) = (run.preview_at, run.preview.take()) {
                             if Some(old_at) != preview_at {
-                                run.done_crops.retain(|(r, _)| *r != old_at);
-                                run.done_crops.push((old_at, old));
+                                run.done_crops.retain(|(r, ..)| *r != old_at);
+                                run.done_crops.push((old_at, old, run.preview_region.take()));
                             }
                         }
                         run.preview = Some(p);
                         run.preview_at = preview_at;
+                        run.preview_region = preview_region;
                         run.preview_revision += 1;
                     }
                 }
@@ -811,9 +817,9 @@ impl Studio {
         }
         if doc.mask_is_empty() {
             // an edit works at the model's bucket and is scaled back to the document
-            let (bw, bh) = unmask::image_io::nearest_bucket(w as usize, h as usize, unmask::tasks::EDIT_AREA, info.vq_factor.max(32));
-            let native = w as usize % info.vq_factor == 0 && h as usize % info.vq_factor == 0 && (w * h) as usize <= unmask::tasks::EDIT_AREA;
-            return Some(if native {
+            let bucket = unmask::tasks::bucket(&info, unmask::tasks::EDIT_AREA);
+            let (bw, bh) = unmask::tasks::fit_size(w as usize, h as usize, FitMode::Auto, info.vq_factor, bucket).ok()?;
+            return Some(if (bw as u32, bh as u32) == (w, h) {
                 format!("edit works at {w}x{h} (scale 1)")
             } else {
                 format!("edit works at {bw}x{bh} (scale {:.2}), result scaled to {w}x{h}", bw as f64 / w as f64)

@@ -118,6 +118,17 @@ fn color_image(img: &RgbImage) -> ColorImage {
     ColorImage::from_rgb([img.width() as usize, img.height() as usize], img.as_raw())
 }
 
+/// A crop preview: its regenerated cells opaque, the rest transparent, so
+/// the document's own (sharper) pixels show around them.
+fn crop_image(img: &RgbImage, region: Option<&GrayImage>) -> ColorImage {
+    let Some(m) = region.filter(|m| m.dimensions() == img.dimensions()) else { return color_image(img) };
+    let mut rgba = Vec::with_capacity(img.as_raw().len() / 3 * 4);
+    for (p, a) in img.pixels().zip(m.pixels()) {
+        rgba.extend_from_slice(&[p[0], p[1], p[2], if a[0] > 127 { 255 } else { 0 }]);
+    }
+    ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], &rgba)
+}
+
 /// A texture no larger than the GPU allows: larger images are shown
 /// downscaled (the document keeps every pixel).
 fn fitted(img: &RgbImage, max_side: usize) -> ColorImage {
@@ -284,17 +295,18 @@ impl Studio {
             return;
         };
         let rev = run.preview_revision;
-        let mut items: Vec<(unmask::crop::Rect, &RgbImage, u64)> = run.done_crops.iter().map(|(r, p)| (*r, p, 0)).collect();
+        let mut items: Vec<(unmask::crop::Rect, &RgbImage, Option<&GrayImage>, u64)> =
+            run.done_crops.iter().map(|(r, p, m)| (*r, p, m.as_ref(), 0)).collect();
         if let (Some(at), Some(p)) = (run.preview_at, run.preview.as_ref()) {
-            items.push((at, p, rev));
+            items.push((at, p, run.preview_region.as_ref(), rev));
         }
         let ctx = painter.ctx().clone();
         let clip = painter.with_clip_rect(img_rect.intersect(painter.clip_rect()));
-        for (at, p, rev) in items {
+        for (at, p, region, rev) in items {
             let i = match self.view.crop_tex.iter().position(|t| t.0 == at) {
                 Some(i) => i,
                 None => {
-                    let t = ctx.load_texture(format!("crop-{}-{}", at.x, at.y), color_image(p), TextureOptions::LINEAR);
+                    let t = ctx.load_texture(format!("crop-{}-{}", at.x, at.y), crop_image(p, region), TextureOptions::LINEAR);
                     self.view.crop_tex.push((at, t, u64::MAX));
                     self.view.crop_tex.len() - 1
                 }
@@ -303,7 +315,7 @@ impl Studio {
             let entry = &mut self.view.crop_tex[i];
             // finished crops (rev 0) upload once; the live one on each new preview
             if entry.2 != rev {
-                entry.1.set(color_image(p), TextureOptions::LINEAR);
+                entry.1.set(crop_image(p, region), TextureOptions::LINEAR);
                 entry.2 = rev;
             }
             clip.image(entry.1.id(), r, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);

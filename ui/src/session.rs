@@ -209,9 +209,14 @@ fn write_snapshot(dir: &Path, snap: &Snapshot, masks_written: &mut std::collecti
         keep.insert(mask.clone());
         index.documents.push(DocEntry { path: d.path.clone(), current: d.current, dirty: d.dirty, mask, versions });
     }
-    let text = serde_json::to_string_pretty(&index).map_err(|e| e.to_string())?;
-    unmask::image_io::write_atomic(&dir.join(INDEX), text.as_bytes()).map_err(|e| e.to_string())?;
-    keep.insert(INDEX.to_string());
+    if index.documents.is_empty() {
+        // nothing worth restoring: no index, so nothing is offered
+        let _ = std::fs::remove_file(dir.join(INDEX));
+    } else {
+        let text = serde_json::to_string_pretty(&index).map_err(|e| e.to_string())?;
+        unmask::image_io::write_atomic(&dir.join(INDEX), text.as_bytes()).map_err(|e| e.to_string())?;
+        keep.insert(INDEX.to_string());
+    }
     // files the index no longer names (old masks, closed documents) go
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {

@@ -24,7 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
             let img = image_io::open_rgb(&image)?;
             let fit = match fit {
-                FitArg::Bucket => Fit::Bucket { area: tasks::EDIT_AREA },
+                FitArg::Bucket => Fit::Bucket { area: tasks::EDIT_AREA, multiple: vq.factor().max(32) },
                 _ => Fit::Native,
             };
             let img = image_io::fit(&img, fit, vq.factor())?;
@@ -79,13 +79,14 @@ pub fn run(cli: Cli) -> Result<()> {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
             let settings = image_settings(&engine, &sampling, true)?;
-            let work = tasks::fit_input(&img, fit_mode(fit), engine.info.vq_factor, tasks::EDIT_AREA)?;
-            if work.dimensions() != img.dimensions() {
-                eprintln!("the model works at {}x{} (its bucket); the result is scaled back to {}x{}", work.width(), work.height(), img.width(), img.height());
+            let bucket = tasks::bucket(&engine.info, tasks::EDIT_AREA);
+            let (ww, wh) = tasks::fit_size(img.width() as usize, img.height() as usize, fit_mode(fit), engine.info.vq_factor, bucket)?;
+            if (ww as u32, wh as u32) != img.dimensions() {
+                eprintln!("the model works at {ww}x{wh} (its bucket); the result is scaled back to {}x{}", img.width(), img.height());
                 if out.tokens_out.is_some() {
                     return Err(Error::invalid(format!(
                         "--tokens-out: the model edits at {}x{}, not at the image's {}x{}, so no codes describe the result; drop --tokens-out or give an image of the working size",
-                        work.width(), work.height(), img.width(), img.height()
+                        ww, wh, img.width(), img.height()
                     )));
                 }
             }
