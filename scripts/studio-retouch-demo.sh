@@ -10,33 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:?usage: studio-retouch-demo.sh OUT_DIR}")
 mkdir -p "$out"
-pkgs="xvfb xauth libvulkan1 mesa-vulkan-drivers libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri libx11-xcb1 libxcursor1 libxi6 libxkbcommon-x11-0 libwayland-client0 imagemagick x11-utils xdotool"
-missing=""
-for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-fi
-cargo build --release -p unmask-studio >&2
+. scripts/xvfb-studio.sh
+ensure_packages xdotool
 convert -size 4000x3000 gradient:skyblue-darkgreen -fill orange -draw "circle 2600,1200 2600,1500" \
   -fill white -draw "rectangle 600,1800 1400,2600" "$out/photo.png"
-export XDG_RUNTIME_DIR=$(mktemp -d) && chmod 700 "$XDG_RUNTIME_DIR"
 export XDG_CONFIG_HOME=$(mktemp -d) XDG_STATE_HOME=$(mktemp -d)
 mkdir -p "$XDG_CONFIG_HOME/unmask"
 cat > "$XDG_CONFIG_HOME/unmask/settings.json" <<J
 {"steps": 128, "cfg": 3.0, "cfg_img": 2.0, "temperature": 0.0, "seed": 3, "random_seed": false, "variants": 8,
  "brush_size": 200.0, "model_dir": "$(pwd)/models/unmask-shapes", "context": "Auto"}
 J
-display=:$((90 + RANDOM % 100))
-Xvfb "$display" -screen 0 1280x820x24 -nolisten tcp >/dev/null 2>&1 &
-xvfb=$!
-trap 'kill $app $xvfb 2>/dev/null || true' EXIT
-export DISPLAY=$display
-sleep 1
-./target/release/unmask-studio "$out/photo.png" >"$out/studio.log" 2>&1 &
-app=$!
-for _ in $(seq 1 60); do xwininfo -root -tree 2>/dev/null | grep -q "Unmask Studio" && break; sleep 0.5; done
-sleep 4
+start_studio "$out/studio.log" "$out/photo.png"
 shot() { import -window root "$out/$1.png"; }
 # egui needs press and release in different frames, and the window focused for typing
 click() { xdotool mousemove "$1" "$2"; sleep 0.3; xdotool mousedown 1; sleep 0.15; xdotool mouseup 1; sleep 0.4; }

@@ -8,32 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: studio-screenshot.sh OUT.png [IMAGE] [--model DIR]}
 shift
-
-pkgs="xvfb xauth libvulkan1 mesa-vulkan-drivers libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri libx11-xcb1 libxcursor1 libxi6 libxkbcommon-x11-0 libwayland-client0 imagemagick x11-utils"
-missing=""
-for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-  echo "installing:$missing" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-fi
-
-cargo build --release -p unmask-studio >&2
-export XDG_RUNTIME_DIR=$(mktemp -d) && chmod 700 "$XDG_RUNTIME_DIR"
+. scripts/xvfb-studio.sh
+ensure_packages
 export XDG_CONFIG_HOME=$(mktemp -d)   # fresh settings: the screenshot shows defaults
-display=:$((90 + RANDOM % 100))
-Xvfb "$display" -screen 0 1280x820x24 -nolisten tcp >/dev/null 2>&1 &
-xvfb=$!
-trap 'kill $app $xvfb 2>/dev/null || true' EXIT
-export DISPLAY=$display
-sleep 1
-./target/release/unmask-studio "$@" >/tmp/unmask-studio.log 2>&1 &
-app=$!
-# wait for the window, then give the model and first frames time to settle
-for _ in $(seq 1 60); do
-  if xwininfo -root -tree 2>/dev/null | grep -q "Unmask Studio"; then break; fi
-  sleep 0.5
-done
-sleep "${SETTLE:-4}"
+export XDG_STATE_HOME=$(mktemp -d)    # and no session to restore
+start_studio /tmp/unmask-studio.log "$@"
 import -window root "$out"
 echo "saved $out" >&2

@@ -267,6 +267,23 @@ impl Planner {
     }
 }
 
+/// Islands beyond this many are first grouped by a 4 x 4 tiling of the image
+/// (a speckled mask can have 100,000; the pairwise merge below is quadratic).
+const MAX_ISLANDS: usize = 32;
+
+fn group(isl: &[Rect], w: u32, h: u32) -> Vec<Rect> {
+    if isl.len() <= MAX_ISLANDS {
+        return isl.to_vec();
+    }
+    let mut tiles: Vec<Option<Rect>> = vec![None; 16];
+    for b in isl {
+        let (cx, cy) = (b.x + b.w / 2, b.y + b.h / 2);
+        let t = ((cy as u64 * 4 / h as u64) * 4 + cx as u64 * 4 / w as u64) as usize;
+        tiles[t] = Some(tiles[t].map_or(*b, |u| u.union(b)));
+    }
+    tiles.into_iter().flatten().collect()
+}
+
 /// The runs of an inpaint job over `mask` (the image's size, unpadded).
 /// `native`: the image's own codes are known (prefer scale 1).
 pub fn plan(mask: &GrayImage, factor: usize, context: Context, work: WorkArea, native: bool) -> Result<Vec<Crop>> {
@@ -286,7 +303,7 @@ pub fn plan(mask: &GrayImage, factor: usize, context: Context, work: WorkArea, n
     if context == Context::Whole {
         return Ok(vec![p.crop(&p.context_box(&isl[0]))]);
     }
-    let mut boxes: Vec<Rect> = isl.iter().map(|b| p.context_box(b)).collect();
+    let mut boxes: Vec<Rect> = group(&isl, w, h).iter().map(|b| p.context_box(b)).collect();
     loop {
         let scales: Vec<f64> = boxes.iter().map(|b| p.crop(b).scale()).collect();
         let mut best: Option<(f64, usize, usize)> = None;
@@ -384,6 +401,20 @@ mod tests {
         let c = plan(&m, 16, Context::Auto, WorkArea::RELEASE, true).unwrap()[0];
         assert!(c.native());
         assert_eq!((c.source.x % 16, c.source.y % 16, c.source.w % 16, c.source.h % 16), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn a_speckled_mask_plans_quickly_into_few_crops() {
+        // 40,000 one-pixel islands, every 30 px
+        let mut m = GrayImage::new(6000, 6000);
+        for y in (0..6000).step_by(30) {
+            for x in (0..6000).step_by(30) {
+                m.put_pixel(x, y, image::Luma([255]));
+            }
+        }
+        assert!(islands(&m).len() > 10_000);
+        let crops = plan(&m, 16, Context::Auto, WorkArea::RELEASE, false).unwrap();
+        assert!(!crops.is_empty() && crops.len() <= MAX_CROPS, "{}", crops.len());
     }
 
     #[test]

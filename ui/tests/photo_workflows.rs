@@ -6,9 +6,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use image::RgbImage;
+use common::until;
 use unmask_studio::{Mode, Studio, StudioOptions};
 
 fn scratch(name: &str) -> PathBuf {
@@ -43,19 +46,7 @@ fn studio(open: Option<PathBuf>, session_dir: Option<PathBuf>) -> Studio {
 }
 
 fn harness(s: Studio) -> Harness<'static, Studio> {
-    let mut h = Harness::builder().with_size(egui::vec2(1100.0, 760.0)).wgpu().build_ui_state(|ui, s: &mut Studio| s.show(ui), s);
-    h.run_steps(3);
-    h
-}
-
-fn until(h: &mut Harness<'static, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
-    let end = Instant::now() + Duration::from_secs(60);
-    while !done(h.state()) {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-        h.step();
-    }
-    h.run_steps(2);
+    common::harness(s, 1100.0, 760.0)
 }
 
 fn disc(s: &mut Studio, cx: f32, cy: f32, r: f32) {

@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
+use common::until;
 use unmask_studio::{Mode, Studio, StudioOptions};
 
 fn fixtures() -> PathBuf {
@@ -32,20 +35,7 @@ fn studio() -> Studio {
 }
 
 fn harness(s: Studio) -> Harness<'static, Studio> {
-    let mut h = Harness::builder().with_size(egui::vec2(1100.0, 700.0)).wgpu().build_ui_state(|ui, s: &mut Studio| s.show(ui), s);
-    h.run_steps(3);
-    h
-}
-
-/// Steps frames until `done` holds (the worker runs in the background).
-fn until(h: &mut Harness<'static, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
-    let end = Instant::now() + Duration::from_secs(60);
-    while !done(h.state()) {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-        h.step();
-    }
-    h.run_steps(2);
+    common::harness(s, 1100.0, 700.0)
 }
 
 fn drag(h: &mut Harness<'static, Studio>, from: (f32, f32), to: (f32, f32)) {

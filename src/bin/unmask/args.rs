@@ -74,11 +74,8 @@ pub enum Command {
         /// Grow the region by this many token cells
         #[arg(long, default_value_t = 0)]
         grow: usize,
-        /// Blend band inside the region's edge, in pixels (default: half a cell)
-        #[arg(long)]
-        feather: Option<f32>,
         #[command(flatten)]
-        context: ContextArgs,
+        retouch: RetouchArgs,
         #[command(flatten)]
         sampling: SamplingArgs,
         #[command(flatten)]
@@ -95,17 +92,17 @@ pub enum Command {
         /// Pixels to add on the left
         #[arg(long, default_value_t = 0)]
         left: u32,
+        /// Pixels to add on the right
         #[arg(long, default_value_t = 0)]
         right: u32,
+        /// Pixels to add at the top
         #[arg(long, default_value_t = 0)]
         top: u32,
+        /// Pixels to add at the bottom
         #[arg(long, default_value_t = 0)]
         bottom: u32,
-        /// Blend band, in pixels (default: half a cell)
-        #[arg(long)]
-        feather: Option<f32>,
         #[command(flatten)]
-        context: ContextArgs,
+        retouch: RetouchArgs,
         #[command(flatten)]
         sampling: SamplingArgs,
         #[command(flatten)]
@@ -175,8 +172,12 @@ pub struct ModelArgs {
     pub device: String,
 }
 
+/// What inpaint and outpaint share: how the result is blended and what the model sees.
 #[derive(Args)]
-pub struct ContextArgs {
+pub struct RetouchArgs {
+    /// Blend band inside the region's edge, in pixels (default: half a cell)
+    #[arg(long)]
+    pub feather: Option<f32>,
     /// What the model sees around the region: auto (about the region's size on
     /// each side), whole (the whole image), or a margin in pixels (e.g. 256)
     #[arg(long, default_value = "auto", value_parser = parse_context)]

@@ -51,25 +51,25 @@ pub fn run(cli: Cli) -> Result<()> {
             let settings = image_settings(&engine, &sampling, false)?;
             finish_image(&engine, Job::Generate { prompt, width, height, settings }, &out)
         }
-        Command::Inpaint { model, prompt, image, mask, tokens, grow, feather, context, sampling, out } => {
+        Command::Inpaint { model, prompt, image, mask, tokens, grow, retouch, sampling, out } => {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
             let m = image_io::open(&mask)?.to_luma8();
             let codes = tokens.map(|t| codes::read(&t, engine.info.codebook_size)).transpose()?;
-            let feather = feather_px(&engine, feather)?;
+            let feather = feather_px(&engine, retouch.feather)?;
             let settings = image_settings(&engine, &sampling, false)?;
-            let context = context.context;
+            let context = retouch.context;
             let job = Job::Inpaint { prompt, image: img, mask: m, codes, grow, feather, context, content: None, settings };
             announce_crops(&engine, &job, &out)?;
             finish_image(&engine, job, &out)
         }
-        Command::Outpaint { model, prompt, image, left, right, top, bottom, feather, context, sampling, out } => {
+        Command::Outpaint { model, prompt, image, left, right, top, bottom, retouch, sampling, out } => {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
             let (canvas, m, content) = tasks::inpaint::extend_canvas(&img, left, right, top, bottom)?;
-            let feather = feather_px(&engine, feather)?;
+            let feather = feather_px(&engine, retouch.feather)?;
             let settings = image_settings(&engine, &sampling, false)?;
-            let context = context.context;
+            let context = retouch.context;
             eprintln!("{}x{} px -> {}x{} px canvas", img.width(), img.height(), canvas.width(), canvas.height());
             let job = Job::Inpaint { prompt, image: canvas, mask: m, codes: None, grow: 0, feather, context, content: Some(content), settings };
             announce_crops(&engine, &job, &out)?;
