@@ -195,17 +195,6 @@ pub fn fit_input(img: &RgbImage, mode: FitMode, factor: usize, bucket: Fit) -> R
     image_io::fit(img, fit, factor)
 }
 
-/// Pads right and bottom by edge replication to multiples of `factor`, so no
-/// pixel of the user's image (or mask) is cropped away; results are cropped back.
-pub fn pad_to_multiple<P: image::Pixel>(img: &image::ImageBuffer<P, Vec<P::Subpixel>>, factor: u32) -> image::ImageBuffer<P, Vec<P::Subpixel>> {
-    let (w, h) = (img.width(), img.height());
-    let (pw, ph) = (w.div_ceil(factor) * factor, h.div_ceil(factor) * factor);
-    if (pw, ph) == (w, h) {
-        return img.clone();
-    }
-    image::ImageBuffer::from_fn(pw, ph, |x, y| *img.get_pixel(x.min(w - 1), y.min(h - 1)))
-}
-
 /// `parameters` text in the convention other image tools read.
 pub fn parameters_text(engine: &Engine, job: &Job, width: usize, height: usize, work: &Work) -> String {
     let (prompt, s) = match job {
