@@ -61,7 +61,15 @@ fn two_far_islands_on_a_large_photo_change_only_their_cells() {
     let mut mask = GrayImage::new(w, h);
     disc(&mut mask, 300, 300, 40);
     disc(&mut mask, 2600, 1700, 40);
-    let (out, codes, work, params) = run(&e, &inpaint_job(input.clone(), mask.clone(), None, Context::Auto, 6.0));
+    let job = inpaint_job(input.clone(), mask.clone(), None, Context::Auto, 6.0);
+    // progress counts across both crops: 2 x 4 steps, in order
+    let steps = std::cell::RefCell::new(Vec::new());
+    let mut cb = unmask::sampler::Callbacks::new().on_image(|s| steps.borrow_mut().push((s.step, s.total)));
+    tasks::run(&e, &job, &mut cb).expect("job runs");
+    drop(cb);
+    let steps = steps.into_inner();
+    assert_eq!(steps, (0..8).map(|i| (i, 8)).collect::<Vec<_>>(), "one count over both crops");
+    let (out, codes, work, params) = run(&e, &job);
     assert_eq!(out.dimensions(), (w, h));
     assert_eq!(work.crops.len(), 2, "one crop per far island: {:?}", work.crops);
     assert!(codes.is_none(), "scaled crops leave no codes at the photo's scale");

@@ -838,6 +838,18 @@ impl Studio {
         self.view.crops.clone()
     }
 
+    /// Sets the zoom (screen points per image pixel) around the canvas centre.
+    pub fn set_zoom(&mut self, scale: f32) {
+        let c = self.view.rect.center();
+        self.view.zoom_at(scale / self.view.scale.max(1e-6), c);
+    }
+
+    /// Whether the canvas image is drawn with sharp (nearest) filtering, as
+    /// last uploaded; `None` before the first frame.
+    pub fn canvas_filter_is_sharp(&self) -> Option<bool> {
+        self.view.image_filter_sharp()
+    }
+
     /// Number of token cells the overlay shows as regenerating.
     pub fn cell_overlay_count(&self) -> usize {
         self.view.cells.as_ref().map_or(0, |c| c.1.len())

@@ -55,6 +55,10 @@ impl Default for View {
 }
 
 impl View {
+    pub fn image_filter_sharp(&self) -> Option<bool> {
+        self.image_tex.as_ref().map(|t| t.3)
+    }
+
     pub fn stroke_active(&self) -> bool {
         self.stroke_active
     }

@@ -161,6 +161,13 @@ fn a_sketch_opens_its_own_document_and_ask_uses_the_bundles_answer_length() {
     assert_eq!(h.state().run.as_ref().unwrap().total, 8);
     until(&mut h, "answer", |s| !s.is_running());
     assert_eq!(h.state().chat.last().unwrap().answer, "red");
+    // the canvas filter follows the zoom, before and after a run alike
+    h.state_mut().set_zoom(4.0);
+    h.run_steps(2);
+    assert_eq!(h.state().canvas_filter_is_sharp(), Some(true), "zoomed in: sharp pixels");
+    h.state_mut().set_zoom(0.5);
+    h.run_steps(2);
+    assert_eq!(h.state().canvas_filter_is_sharp(), Some(false), "zoomed out: smooth");
     // brush size steps are whole pixels
     h.state_mut().mode = Mode::Retouch;
     h.state_mut().settings.brush_size = 10.0;
