@@ -148,19 +148,14 @@ fn pickle_refused(path: &Path) -> Error {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::bundle(path, format!("missing: a Lumina-DiMOO bundle needs {what}"))
-        } else {
-            Error::io(path, e)
-        }
-    })?;
+    let text = crate::model::config::read_bundle_json(path, what)?;
     serde_json::from_str(&text).map_err(|e| Error::bundle(path, format!("unparsable {what}: {e}")))
 }
 
 /// Reads a safetensors header from a memory map (no tensor data is touched)
 /// and returns name -> (dtype, shape). Truncated files and pickles are named as such.
 pub fn read_safetensors_header(path: &Path) -> Result<Vec<(String, String, Vec<usize>)>> {
+    regular_file(path, "weight file")?;
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::bundle(path, "missing weight file")
@@ -189,6 +184,20 @@ pub fn read_safetensors_header(path: &Path) -> Result<Vec<(String, String, Vec<u
         meta.tensors().into_iter().map(|(n, i)| (n, format!("{:?}", i.dtype), i.shape.clone())).collect();
     out.sort();
     Ok(out)
+}
+
+/// Refuses what is not a regular file before opening it (opening a FIFO
+/// blocks; a link to `/dev/zero` maps endless zeros).
+fn regular_file(path: &Path, what: &str) -> Result<()> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::bundle(path, format!("missing {what}"))),
+        Err(e) => Err(Error::io(path, e)),
+        Ok(m) if !m.is_file() => Err(Error::bundle(
+            path,
+            format!("the {what} is not a regular file (a folder, device, FIFO or a link to one): replace it with the real file"),
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// A weight_map entry must stay inside the bundle folder.
@@ -252,8 +261,12 @@ impl Bundle {
         read_safetensors_header(&vq_weights)?;
 
         let tokenizer = dir.join("tokenizer.json");
-        if !tokenizer.is_file() {
+        if !tokenizer.exists() {
             return Err(Error::bundle(&tokenizer, "missing: the bundle needs its HF tokenizer.json"));
+        }
+        regular_file(&tokenizer, "tokenizer")?;
+        if std::fs::metadata(&tokenizer).map(|m| m.len()).unwrap_or(0) > crate::input::TOKENIZER_FILE {
+            return Err(Error::bundle(&tokenizer, format!("larger than the {} MiB a tokenizer may be", crate::input::TOKENIZER_FILE >> 20)));
         }
 
         let unmask_path = dir.join("unmask.json");
@@ -292,9 +305,10 @@ impl Bundle {
             }
             files.sort();
             for f in &files {
-                if !f.is_file() {
+                if !f.exists() {
                     return Err(Error::bundle(f, "missing weight shard named in model.safetensors.index.json"));
                 }
+                regular_file(f, "weight shard")?;
             }
             Ok((files, claimed))
         } else if single.exists() {

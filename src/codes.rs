@@ -27,7 +27,7 @@ pub fn write(path: &Path, grid: &CodeGrid) -> Result<()> {
 
 /// Reads and checks a grid; `codebook` bounds every code.
 pub fn read(path: &Path, codebook: usize) -> Result<CodeGrid> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::input::read_text_capped(path, crate::input::CODES_FILE, "CODES.json")?;
     let j: CodesJson = serde_json::from_str(&text).map_err(|e| Error::image(path, format!("not a CODES.json file: {e}")))?;
     if j.codes.len() != j.height || j.codes.iter().any(|r| r.len() != j.width) || j.height == 0 || j.width == 0 {
         return Err(Error::image(path, format!("`codes` must be {} rows of {} codes", j.height, j.width)));

@@ -44,7 +44,7 @@ pub fn decode_bytes(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
 }
 
 pub fn open(path: &Path) -> Result<DynamicImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_capped(path, crate::input::IMAGE_FILE, "image")?;
     decode_bytes(&bytes, path)
 }
 

@@ -12,6 +12,7 @@ pub mod crop;
 pub mod engine;
 pub mod error;
 pub mod image_io;
+pub mod input;
 pub mod mask;
 pub mod model;
 pub mod sampler;

@@ -43,9 +43,20 @@ pub struct LladaConfig {
     pub weight_tying: bool,
 }
 
+/// A bundle's JSON file with the size cap; a missing one is named as such.
+pub fn read_bundle_json(path: &Path, what: &str) -> Result<String> {
+    if !path.exists() {
+        return Err(Error::bundle(path, format!("missing: a Lumina-DiMOO bundle needs {what}")));
+    }
+    crate::input::read_text_capped(path, crate::input::JSON_FILE, what).map_err(|e| match e {
+        Error::Image { path, msg } => Error::Bundle { path, msg },
+        other => other,
+    })
+}
+
 impl LladaConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_bundle_json(path, "config.json")?;
         let raw: LladaConfigFile = serde_json::from_str(&text)
             .map_err(|e| Error::bundle(path, format!("not a LLaDA config.json: {e}")))?;
         Self::from_raw(raw).map_err(|msg| Error::bundle(path, msg))
@@ -64,8 +75,24 @@ impl LladaConfig {
                 return bad("block_type", format!("expected \"llama\", found \"{b}\""));
             }
         }
-        if raw.d_model == 0 || raw.n_heads == 0 || raw.n_layers == 0 {
-            return bad("d_model", "d_model, n_heads and n_layers must be positive".into());
+        // sizes far past any real model are refused before anything is built
+        // from them (a list of 10^7 layers' tensors alone is gigabytes)
+        for (field, v, max) in [
+            ("d_model", raw.d_model, 1 << 16),
+            ("n_heads", raw.n_heads, 1 << 10),
+            ("n_layers", raw.n_layers, 1 << 10),
+            ("vocab_size", raw.vocab_size, 1 << 22),
+            ("embedding_size", raw.embedding_size.unwrap_or(1), 1 << 22),
+            ("mlp_hidden_size", raw.mlp_hidden_size.unwrap_or(1), 1 << 18),
+            ("mlp_ratio", raw.mlp_ratio.unwrap_or(1), 64),
+            ("n_kv_heads", raw.n_kv_heads.unwrap_or(1), 1 << 10),
+        ] {
+            if v == 0 {
+                return bad(field, "must be positive".into());
+            }
+            if v > max {
+                return bad(field, format!("{v} is past the largest supported value {max}"));
+            }
         }
         if raw.d_model % raw.n_heads != 0 {
             return bad("n_heads", format!("d_model {} is not divisible by n_heads {}", raw.d_model, raw.n_heads));

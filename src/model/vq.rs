@@ -37,7 +37,7 @@ fn default_rgb() -> usize {
 
 impl VqConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::model::config::read_bundle_json(path, "vqvae/config.json")?;
         let cfg: VqConfig = serde_json::from_str(&text)
             .map_err(|e| Error::bundle(path, format!("not a diffusers VQModel config: {e}")))?;
         cfg.check().map_err(|m| Error::bundle(path, m))?;
@@ -45,8 +45,20 @@ impl VqConfig {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        if self.block_out_channels.is_empty() {
-            return Err("field `block_out_channels` is empty".into());
+        if self.block_out_channels.is_empty() || self.block_out_channels.len() > 8 {
+            return Err(format!("field `block_out_channels`: 1 to 8 blocks expected, found {}", self.block_out_channels.len()));
+        }
+        for (field, v, max) in [
+            ("norm_num_groups", self.norm_num_groups, 1024),
+            ("layers_per_block", self.layers_per_block, 16),
+            ("latent_channels", self.latent_channels, 4096),
+            ("num_vq_embeddings", self.num_vq_embeddings, 1 << 20),
+            ("block_out_channels", self.block_out_channels.iter().copied().max().unwrap_or(1), 4096),
+            ("block_out_channels", self.block_out_channels.iter().copied().min().unwrap_or(1), usize::MAX),
+        ] {
+            if v == 0 || v > max {
+                return Err(format!("field `{field}`: {v} is outside 1..={max}"));
+            }
         }
         if let Some(c) = self.block_out_channels.iter().find(|&&c| c % self.norm_num_groups != 0) {
             return Err(format!("field `norm_num_groups`: {} does not divide channel count {c}", self.norm_num_groups));
