@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod image_io;
 pub mod input;
+pub mod limits;
 pub mod mask;
 pub mod model;
 pub mod sampler;

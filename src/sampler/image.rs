@@ -51,9 +51,10 @@ impl ImageSettings {
         if self.steps == 0 || self.steps > 1000 {
             return Err(Error::invalid(format!("steps = {}: use 1 to 1000", self.steps)));
         }
-        for (name, v) in [("cfg", self.cfg), ("cfg_img", self.cfg_img), ("temperature", self.temperature)] {
-            if !v.is_finite() || v < 0.0 {
-                return Err(Error::invalid(format!("{name} = {v}: must be a finite number >= 0")));
+        // finite but huge guidance overflows the logits into a blank image
+        for (name, v, max) in [("cfg", self.cfg, MAX_GUIDANCE), ("cfg_img", self.cfg_img, MAX_GUIDANCE), ("temperature", self.temperature, 10.0)] {
+            if !v.is_finite() || !(0.0..=max).contains(&v) {
+                return Err(Error::invalid(format!("{name} = {v}: use a number from 0 to {max}")));
             }
         }
         if let Some(c) = &self.cache {
@@ -70,6 +71,9 @@ impl ImageSettings {
         Ok(())
     }
 }
+
+/// Guidance past this only amplifies noise (the release uses 2.5 to 7).
+pub const MAX_GUIDANCE: f32 = 50.0;
 
 /// The grid after one step, as the caller sees it.
 pub struct ImageStep<'a> {

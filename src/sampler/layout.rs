@@ -14,6 +14,8 @@ pub const MMU_SYSTEM: &str = "You are a multimodal model that can process both t
 /// A user's text may not exceed this many tokens: longer prompts are refused
 /// with a clear message rather than silently cut.
 pub const MAX_PROMPT_TOKENS: usize = 512;
+/// The most token cells one image layout holds (128 x 128; the release trains at 64 x 64).
+pub const MAX_CELLS: usize = 16384;
 
 pub fn prompt_text(system: &str, user: &str) -> String {
     format!("<system>{system}</system><user>{user}</user>")
@@ -33,7 +35,11 @@ impl<'a> Prompter<'a> {
     /// `P`: the conditional prompt, post-processor applied (Python `tokenizer(text)`).
     pub fn prompt(&self, system: &str, user: &str) -> Result<Vec<u32>> {
         if user.trim().is_empty() {
-            return Err(Error::invalid("the prompt is empty: say what the image should show"));
+            return Err(Error::invalid(if system == MMU_SYSTEM {
+                "the question is empty: ask something about the image"
+            } else {
+                "the prompt is empty: say what the image should show"
+            }));
         }
         let user_ids = self.encode(user)?;
         if user_ids.len() > MAX_PROMPT_TOKENS {
@@ -159,8 +165,8 @@ fn check_grid(h: usize, w: usize) -> Result<()> {
     if h == 0 || w == 0 {
         return Err(Error::invalid(format!("image grid {h} x {w} is empty")));
     }
-    if h * w > 16384 {
-        return Err(Error::invalid(format!("image grid {h} x {w} has more than 16384 cells")));
+    if h * w > MAX_CELLS {
+        return Err(Error::invalid(format!("image grid {h} x {w} has more than {MAX_CELLS} cells")));
     }
     Ok(())
 }

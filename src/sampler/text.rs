@@ -53,7 +53,10 @@ pub fn sample_text(
     control: &mut dyn Control,
 ) -> Result<Answer> {
     let (g, b) = (layout.gen_length, settings.block_length);
-    if b == 0 || g % b != 0 {
+    if b == 0 {
+        return Err(Error::invalid("block length 0: it must be at least 1 (and divide the answer length)"));
+    }
+    if g % b != 0 {
         return Err(Error::invalid(format!("gen_length {g} must be a multiple of block_length {b}")));
     }
     let blocks = g / b;

@@ -68,11 +68,13 @@ pub fn crop_cells(mask: &GrayImage, c: &Crop, factor: usize, grow: usize, conten
 }
 
 /// The crops an inpaint of `mask` will run (what the CLI prints before it starts).
-pub fn plan(engine: &Engine, image: &RgbImage, mask: &GrayImage, codes: Option<&CodeGrid>, context: Context) -> Result<Vec<Crop>> {
+/// The working area is the bundle's, shrunk to what fits the memory budget
+/// (see [`super::budget::fitted_work_area`]).
+pub fn plan(engine: &Engine, image: &RgbImage, mask: &GrayImage, codes: Option<&CodeGrid>, context: Context, settings: &ImageSettings) -> Result<Vec<Crop>> {
     same_size(image, mask)?;
     let f = engine.vq.factor();
     let native = codes_fit(image, codes, f)?.is_some();
-    crop::plan(mask, f, context, engine.info.work_area, native)
+    crop::plan(mask, f, context, super::budget::fitted_work_area(engine, settings), native)
 }
 
 fn same_size(image: &RgbImage, m: &GrayImage) -> Result<()> {
@@ -118,7 +120,7 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
     let factor = engine.vq.factor();
     let f = factor as u32;
     let own = codes_fit(image, job.codes, factor)?;
-    let crops = crop::plan(m, factor, job.context, engine.info.work_area, own.is_some())?;
+    let crops = crop::plan(m, factor, job.context, super::budget::fitted_work_area(engine, job.settings), own.is_some())?;
     // every crop's cells first: a mask that selects nothing fails before any model work
     let mut planned = Vec::with_capacity(crops.len());
     for c in &crops {
@@ -150,6 +152,7 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
         };
         let region = mask::cells_to_pixels(cells, *h, *w, factor);
         let layout = prompter.inpaint(job.prompt, &grid, cells)?;
+        super::budget::check_image(engine, &layout, job.settings, &format!("the retouch crop at {}x{}", c.work_w, c.work_h))?;
         let place = Placement { at: c.source, index: k, count: n };
         let result = sample_with_previews(engine, &layout, job.settings, Some((&work, &region)), Some(place), progress)?;
         let decoded = image_io::from_rgb(&engine.vq.decode(&result)?);

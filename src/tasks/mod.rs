@@ -2,6 +2,7 @@
 //! encoded; a layout; the sampler; decoding and compositing out. Front ends and
 //! the worker call these; they hold no state between calls.
 
+pub mod budget;
 pub mod inpaint;
 
 use image::{GrayImage, RgbImage};
@@ -242,6 +243,7 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
                 )));
             }
             let layout = prompter.text_to_image(prompt, height / factor, width / factor)?;
+            budget::check_image(engine, &layout, settings, &format!("the size {width}x{height}"))?;
             let codes = sample_with_previews(engine, &layout, settings, None, None, progress)?;
             let image = image_io::from_rgb(&engine.vq.decode(&codes)?);
             let work = Work { crops: Vec::new(), width: *width as u32, height: *height as u32 };
@@ -271,8 +273,11 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
         }
         Job::Edit { instruction, image, fit, settings } => {
             let input = fit_input(image, *fit, factor, bucket(&engine.info, EDIT_AREA))?;
+            let label = format!("an edit at {}x{}", input.width(), input.height());
+            budget::check_vq(engine, input.width() as usize, input.height() as usize, &label)?;
             let grid = engine.vq.encode(&image_io::to_rgb(&input))?;
             let layout = prompter.edit(instruction, &grid)?;
+            budget::check_image(engine, &layout, settings, &label)?;
             let codes = sample_with_previews(engine, &layout, settings, None, None, progress)?;
             let decoded = image_io::from_rgb(&engine.vq.decode(&codes)?);
             let work = Work { crops: Vec::new(), width: decoded.width(), height: decoded.height() };
@@ -290,9 +295,14 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             })
         }
         Job::Ask { question, image, fit, gen_length, settings } => {
+            if *gen_length > budget::MAX_ANSWER {
+                return Err(Error::invalid(format!("the answer length {gen_length} is past the limit of {} positions", budget::MAX_ANSWER)));
+            }
             let input = fit_input(image, *fit, factor, bucket(&engine.info, ASK_AREA))?;
+            budget::check_vq(engine, input.width() as usize, input.height() as usize, &format!("reading a {}x{} image", input.width(), input.height()))?;
             let grid = engine.vq.encode(&image_io::to_rgb(&input))?;
             let layout = prompter.understanding(question, &grid, *gen_length)?;
+            budget::check_answer(engine, &layout, &format!("the answer length {gen_length}"))?;
             let mut bridge = Bridge { engine, inner: progress, original: None, placement: None, height: 0, width: 0 };
             let answer = sampler::sample_text(&engine.llada, &engine.special, &layout, settings, &mut bridge)?;
             Ok(Output::Answer { text: decode_text(engine, &answer.ids)?, ids: answer.ids })

@@ -142,7 +142,7 @@ pub enum Command {
         /// Text sampler steps (default: one per answer position)
         #[arg(long)]
         steps: Option<usize>,
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         temperature: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -176,7 +176,7 @@ pub struct ModelArgs {
 #[derive(Args)]
 pub struct RetouchArgs {
     /// Blend band inside the region's edge, in pixels (default: half a cell)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub feather: Option<f32>,
     /// What the model sees around the region: auto (about the region's size on
     /// each side), whole (the whole image), or a margin in pixels (e.g. 256)
@@ -202,14 +202,14 @@ pub struct SamplingArgs {
     /// Sampling steps (default from the bundle, else 64)
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Text guidance scale (default 4; edit 2.5)
-    #[arg(long)]
+    /// Text guidance scale (default 4; edit 2.5), 0 to 50
+    #[arg(long, allow_negative_numbers = true)]
     pub cfg: Option<f32>,
-    /// Image guidance scale (edit only; default 4)
-    #[arg(long)]
+    /// Image guidance scale (edit only; default 4), 0 to 50
+    #[arg(long, allow_negative_numbers = true)]
     pub cfg_img: Option<f32>,
     /// 0 = greedy; default from the bundle, else 1
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Random seed (default: a fresh one, printed)
     #[arg(long)]
@@ -217,12 +217,15 @@ pub struct SamplingArgs {
     /// Turn on the ML-Cache
     #[arg(long)]
     pub cache: bool,
-    #[arg(long, default_value_t = 0.9)]
-    pub cache_ratio: f64,
-    #[arg(long, default_value_t = 0.3)]
-    pub warmup_ratio: f64,
-    #[arg(long, default_value_t = 5)]
-    pub refresh_interval: usize,
+    /// ML-Cache: share of positions kept from the cache (default 0.9; needs --cache)
+    #[arg(long, allow_negative_numbers = true)]
+    pub cache_ratio: Option<f64>,
+    /// ML-Cache: share of steps before the cache is used (default 0.3; needs --cache)
+    #[arg(long, allow_negative_numbers = true)]
+    pub warmup_ratio: Option<f64>,
+    /// ML-Cache: full pass every this many steps (default 5; needs --cache)
+    #[arg(long)]
+    pub refresh_interval: Option<usize>,
 }
 
 #[derive(Args)]

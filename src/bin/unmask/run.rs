@@ -28,6 +28,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 _ => Fit::Native,
             };
             let img = image_io::fit(&img, fit, vq.factor())?;
+            let label = format!("--image {}: encoding {}x{} px", image.display(), img.width(), img.height());
+            tasks::budget::check_vq_config(&bundle.vq_config, img.width() as usize, img.height() as usize, &label)?;
             let grid = vq.encode(&image_io::to_rgb(&img))?;
             codes::write(&tokens_out, &grid)?;
             eprintln!("{}x{} px -> {} x {} codes in {}", img.width(), img.height(), grid.height, grid.width, tokens_out.display());
@@ -38,6 +40,13 @@ pub fn run(cli: Cli) -> Result<()> {
             let bundle = Bundle::open(&dir)?;
             let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
             let grid = codes::read(&tokens, bundle.vq_config.num_vq_embeddings)?;
+            let f = vq.factor();
+            tasks::budget::check_vq_config(
+                &bundle.vq_config,
+                grid.width * f,
+                grid.height * f,
+                &format!("--tokens {}: a {} x {} grid decodes to {}x{} px, which", tokens.display(), grid.height, grid.width, grid.width * f, grid.height * f),
+            )?;
             let img = image_io::from_rgb(&vq.decode(&grid)?);
             image_io::save_png(&out, &img, None)?;
             eprintln!("{} x {} codes -> {}x{} px in {}", grid.height, grid.width, img.width(), img.height(), out.display());
@@ -46,9 +55,26 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate { model, prompt, width, height, sampling, out } => {
             let engine = load(&model)?;
             let d = &engine.info;
+            let given = width.is_some() || height.is_some();
             let width = width.or(d.default_width).unwrap_or(1024);
             let height = height.or(d.default_height).unwrap_or(1024);
+            let label = if given {
+                format!("--width {width} --height {height}")
+            } else {
+                format!("the default size {width}x{height} (set --width and --height)")
+            };
+            let f = d.vq_factor;
+            for (flag, v) in [("--width", width), ("--height", height)] {
+                if v == 0 || v % f != 0 || v > image_io::MAX_SIDE as usize {
+                    return Err(Error::invalid(format!(
+                        "{flag} {v}{}: use a multiple of {f} from {f} to {}",
+                        if given { "" } else { " (the default)" },
+                        image_io::MAX_SIDE as usize / f * f
+                    )));
+                }
+            }
             let settings = image_settings(&engine, &sampling, false)?;
+            tasks::budget::check_generate(&engine, &prompt, width, height, &settings, &label)?;
             finish_image(&engine, Job::Generate { prompt, width, height, settings }, &out)
         }
         Command::Inpaint { model, prompt, image, mask, tokens, grow, retouch, sampling, out } => {
@@ -96,8 +122,15 @@ pub fn run(cli: Cli) -> Result<()> {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
             let gen_length = gen_length.or(engine.bundle.defaults.gen_length).unwrap_or(64);
+            if gen_length == 0 || gen_length > tasks::budget::MAX_ANSWER {
+                return Err(Error::invalid(format!("--gen-length {gen_length}: use 1 to {}", tasks::budget::MAX_ANSWER)));
+            }
             let block_length = block_length.unwrap_or(gen_length.min(32));
+            if block_length == 0 || gen_length % block_length != 0 {
+                return Err(Error::invalid(format!("--block-length {block_length}: use a divisor of --gen-length {gen_length}, at least 1")));
+            }
             let steps = steps.unwrap_or(gen_length);
+            tasks::budget::check_ask(&engine, &question, &img, fit_mode(fit), gen_length, &format!("--gen-length {gen_length}"))?;
             let settings = TextSettings { steps, block_length, temperature, seed };
             let job = Job::Ask { question, image: img, fit: fit_mode(fit), gen_length, settings };
             let mut p = Bar::new(steps, "answering");
@@ -115,6 +148,9 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn eval(model: &ModelArgs, n: usize, seed: u64) -> Result<()> {
+    if n == 0 || n > 100_000 {
+        return Err(Error::invalid(format!("--n {n}: evaluate 1 to 100000 scenes")));
+    }
     let engine = load(model)?;
     let started = std::time::Instant::now();
     let report = unmask::shapes::eval::evaluate(&engine, n, seed)?;
@@ -165,12 +201,18 @@ fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<Image
         cfg_img: s.cfg_img.unwrap_or(cfg_img),
         temperature: s.temperature.or(d.default_temperature).unwrap_or(1.0),
         seed,
-        cache: s.cache.then_some(CacheSettings {
-            ratio: s.cache_ratio,
-            warmup_ratio: s.warmup_ratio,
-            refresh_interval: s.refresh_interval,
+        cache: s.cache.then(|| {
+            let d = CacheSettings::default();
+            CacheSettings {
+                ratio: s.cache_ratio.unwrap_or(d.ratio),
+                warmup_ratio: s.warmup_ratio.unwrap_or(d.warmup_ratio),
+                refresh_interval: s.refresh_interval.unwrap_or(d.refresh_interval),
+            }
         }),
     };
+    if !s.cache && (s.cache_ratio.is_some() || s.warmup_ratio.is_some() || s.refresh_interval.is_some()) {
+        return Err(Error::invalid("--cache-ratio, --warmup-ratio and --refresh-interval tune the ML-Cache: add --cache to turn it on"));
+    }
     settings.check()?;
     Ok(settings)
 }
@@ -187,8 +229,8 @@ fn feather_px(engine: &Engine, feather: Option<f32>) -> Result<f32> {
 /// Prints the crops an inpaint will run and refuses, before the run,
 /// `--tokens-out` when the result will have no codes at the image's scale.
 fn announce_crops(engine: &Engine, job: &Job, out: &OutArgs) -> Result<()> {
-    let Job::Inpaint { image, mask, codes, context, .. } = job else { return Ok(()) };
-    let crops = tasks::inpaint::plan(engine, image, mask, codes.as_ref(), *context)?;
+    let Job::Inpaint { image, mask, codes, context, settings, .. } = job else { return Ok(()) };
+    let crops = tasks::inpaint::plan(engine, image, mask, codes.as_ref(), *context, settings)?;
     let w = engine.info.work_area;
     eprintln!(
         "context {context}: {} crop(s), working area {} px (max upscale {})",

@@ -1,0 +1,143 @@
+//! Each task's request checked against the memory budget before any work
+//! (see [`crate::limits`] for the estimates). `label` names the request in
+//! the front end's words: the CLI passes its flags, the worker plain words.
+
+use crate::crop::WorkArea;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::limits::{self, ImageRequest};
+use crate::sampler::{ImageLayout, ImageSettings, TextLayout};
+use crate::sampler::layout::MAX_PROMPT_TOKENS;
+
+fn dtype_bytes(engine: &Engine) -> u64 {
+    if engine.info.compute_dtype == "f32" {
+        4
+    } else {
+        2
+    }
+}
+
+fn branches(layout: &ImageLayout, s: &ImageSettings) -> usize {
+    1 + usize::from(layout.text_free.is_some() && s.cfg > 0.0) + usize::from(layout.image_free.is_some() && s.cfg_img > 0.0)
+}
+
+fn image_need(engine: &Engine, prefix: usize, gh: usize, gw: usize, branches: usize, cache: bool) -> u64 {
+    let r = ImageRequest { prefix, grid_h: gh, grid_w: gw, branches, cache };
+    limits::image_bytes(&engine.bundle.config, &engine.bundle.vq_config, &r, engine.info.codebook_size, dtype_bytes(engine))
+}
+
+/// An image task's layout (text-to-image, inpaint crop, edit).
+pub fn check_image(engine: &Engine, layout: &ImageLayout, s: &ImageSettings, label: &str) -> Result<()> {
+    let prefix = [Some(&layout.cond), layout.text_free.as_ref(), layout.image_free.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0);
+    let b = branches(layout, s);
+    let need = image_need(engine, prefix, layout.height, layout.width, b, s.cache.is_some());
+    let f = engine.vq.factor();
+    // an edit's prefix holds the image too: the square is searched with its share
+    let image_in_prefix = prefix > layout.height * (layout.width + 1);
+    limits::check(label, need, || {
+        let fits = |side: usize| {
+            let g = side / f;
+            let extra = if image_in_prefix { g * (g + 1) } else { 0 };
+            image_need(engine, prefix.min(MAX_PROMPT_TOKENS + 64) + extra, g, g, b, s.cache.is_some()) <= limits::budget()
+        };
+        match limits::largest_fitting(f, 16384, f, fits) {
+            Some(side) => format!("the largest square that fits is {side}x{side}"),
+            None => "not even one cell fits: free memory or raise UNMASK_MEMORY_LIMIT".into(),
+        }
+    })
+}
+
+/// A text-to-image request, before anything runs (the CLI names its flags in `label`).
+pub fn check_generate(engine: &Engine, prompt: &str, width: usize, height: usize, s: &ImageSettings, label: &str) -> Result<()> {
+    let f = engine.vq.factor();
+    let cells = (width / f) * (height / f);
+    if cells > crate::sampler::layout::MAX_CELLS {
+        let side = ((crate::sampler::layout::MAX_CELLS as f64).sqrt() as usize) * f;
+        return Err(crate::error::Error::invalid(format!(
+            "{label} is {} x {} = {cells} token cells, more than the {} a layout may hold: the largest square is {side}x{side}",
+            height / f,
+            width / f,
+            crate::sampler::layout::MAX_CELLS
+        )));
+    }
+    let p = crate::sampler::Prompter::new(&engine.tokenizer, engine.special);
+    let layout = p.text_to_image(prompt, height / f, width / f)?;
+    check_image(engine, &layout, s, label)
+}
+
+/// An understanding request, before the image is encoded: the answer
+/// positions with the question and the image at its fitted size.
+pub fn check_ask(engine: &Engine, question: &str, image: &image::RgbImage, fit: super::FitMode, gen_length: usize, label: &str) -> Result<()> {
+    let f = engine.vq.factor();
+    let (w, h) = super::fit_size(image.width() as usize, image.height() as usize, fit, f, super::bucket(&engine.info, super::ASK_AREA))?;
+    check_vq(engine, w, h, &format!("reading a {w}x{h} image"))?;
+    let p = crate::sampler::Prompter::new(&engine.tokenizer, engine.special);
+    let prompt = p.prompt(crate::sampler::layout::MMU_SYSTEM, question)?;
+    let image_tokens = (h / f) * (w / f + 1) + 2;
+    let seq = vec![0u32; prompt.len() + image_tokens + 1 + gen_length + 1];
+    let layout = TextLayout { answer_start: seq.len() - gen_length - 1, seq, gen_length };
+    check_answer(engine, &layout, label)
+}
+
+/// An understanding layout: the question, the image and `gen_length` answer positions.
+pub fn check_answer(engine: &Engine, layout: &TextLayout, label: &str) -> Result<()> {
+    let cfg = &engine.bundle.config;
+    let fixed = layout.seq.len() - layout.gen_length;
+    let need = limits::forward_bytes(cfg, layout.seq.len(), dtype_bytes(engine));
+    limits::check(label, need, || {
+        let fits = |g: usize| limits::forward_bytes(cfg, fixed + g, dtype_bytes(engine)) <= limits::budget();
+        match limits::largest_fitting(1, MAX_ANSWER, 1, fits) {
+            Some(g) => format!("the longest answer that fits is {g} positions"),
+            None => "the image alone does not fit: use a smaller image".into(),
+        }
+    })
+}
+
+/// The most answer positions any request may ask for (the reference uses 64-1024).
+pub const MAX_ANSWER: usize = 4096;
+
+/// A VQ encode or decode of a `w x h` image.
+pub fn check_vq(engine: &Engine, w: usize, h: usize, label: &str) -> Result<()> {
+    let vq = &engine.bundle.vq_config;
+    check_vq_config(vq, w, h, label)
+}
+
+/// As [`check_vq`], for callers that load only the VQ-VAE.
+pub fn check_vq_config(vq: &crate::model::VqConfig, w: usize, h: usize, label: &str) -> Result<()> {
+    let f = vq.factor();
+    limits::check(label, limits::vq_bytes(vq, w, h), || {
+        let aspect = w as f64 / h.max(1) as f64;
+        let fits = |side: usize| {
+            let (tw, th) = ((side as f64 * aspect.sqrt()) as usize, (side as f64 / aspect.sqrt()) as usize);
+            limits::vq_bytes(vq, tw.max(f), th.max(f)) <= limits::budget()
+        };
+        match limits::largest_fitting(f, 16384, f, fits) {
+            Some(side) => {
+                let (tw, th) = ((side as f64 * aspect.sqrt()) as usize / f * f, (side as f64 / aspect.sqrt()) as usize / f * f);
+                format!("the largest of this shape that fits is about {tw}x{th} px")
+            }
+            None => "not even one cell fits: free memory or raise UNMASK_MEMORY_LIMIT".into(),
+        }
+    })
+}
+
+/// The bundle's working area, shrunk (same rules otherwise) until an
+/// inpaint crop at it fits the budget: a photo is never refused for its crop.
+pub fn fitted_work_area(engine: &Engine, s: &ImageSettings) -> WorkArea {
+    let w = engine.info.work_area;
+    let f = engine.vq.factor();
+    let prefix = MAX_PROMPT_TOKENS + 64;
+    let b = 1 + usize::from(s.cfg > 0.0);
+    let fits = |side: usize| image_need(engine, prefix, side / f, side / f, b, s.cache.is_some()) <= limits::budget();
+    let side = (w.area as f64).sqrt() as usize / f * f;
+    if fits(side.max(f)) {
+        return w;
+    }
+    let side = limits::largest_fitting(f, side.max(f), f, fits).unwrap_or(f);
+    WorkArea { area: side * side, max_upscale: w.max_upscale }
+}
