@@ -347,6 +347,19 @@ impl Bundle {
                 format!("image_offset {} + codebook_size {} exceeds the vocabulary of {v}", s.image_offset, s.codebook_size),
             ));
         }
+        // every special id has one role: two roles on one id, or an id that
+        // is also an image code, make the layouts ambiguous
+        let img = s.image_offset as u64..s.image_offset as u64 + s.codebook_size as u64;
+        let mut all = fields.to_vec();
+        all.push(("answer_pad", s.answer_pad));
+        for (i, (name, id)) in all.iter().enumerate() {
+            if img.contains(&(*id as u64)) {
+                return Err(Error::bundle(at, format!("special token `{name}` = {id} lies among the image codes {}..{}: give it an id of its own", img.start, img.end)));
+            }
+            if let Some((other, _)) = all[..i].iter().find(|(_, oid)| oid == id) {
+                return Err(Error::bundle(at, format!("special tokens `{other}` and `{name}` are both {id}: each needs its own id")));
+            }
+        }
         if s.codebook_size as usize != vq.num_vq_embeddings {
             return Err(Error::bundle(
                 at,

@@ -31,6 +31,11 @@ pub fn decode_bytes(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
     if reader.format().is_none() {
         return Err(Error::image(name, "not an image this program can read (PNG, JPEG, WebP, BMP, GIF)"));
     }
+    // the JPEG decoder fills a truncated file's missing rows with grey and
+    // succeeds; a complete JPEG ends with its EOI marker (FF D9), so look for it
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_complete(bytes) {
+        return Err(Error::image(name, "truncated JPEG (no end-of-image marker): the file is incomplete, copy or download it again"));
+    }
     reader.limits(limits());
     reader.decode().map_err(|e| {
         let why = match &e {
@@ -41,6 +46,27 @@ pub fn decode_bytes(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
         };
         Error::image(name, why)
     })
+}
+
+/// Whether a JPEG's last bytes (trailing zeros or padding aside) hold its EOI marker.
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// How a mask image is read: transparency when it has any (opaque =
+/// regenerate), else brightness (white = regenerate). Stated in the messages.
+pub const MASK_RULE: &str = "masks are read by their alpha when they have transparency (opaque = regenerate), else by brightness (white = regenerate)";
+
+/// The mask of a mask image, by [`MASK_RULE`].
+pub fn mask_of(img: &DynamicImage) -> image::GrayImage {
+    if img.color().has_alpha() {
+        let rgba = img.to_rgba8();
+        if rgba.pixels().any(|p| p[3] < 255) {
+            return image::GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| image::Luma([rgba.get_pixel(x, y)[3]]));
+        }
+    }
+    img.to_luma8()
 }
 
 pub fn open(path: &Path) -> Result<DynamicImage> {
@@ -168,7 +194,14 @@ pub fn png_bytes(img: &RgbImage, parameters: Option<&str>) -> Result<Vec<u8>> {
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         if let Some(p) = parameters {
-            enc.add_text_chunk("parameters".into(), p.into()).map_err(|e| Error::invalid(format!("png: {e}")))?;
+            // tEXt is Latin-1 only: any other prompt (Chinese, emoji, "€")
+            // goes in an iTXt chunk, which the same tools read as UTF-8
+            let latin1 = p.chars().all(|c| (c as u32) < 256);
+            if latin1 {
+                enc.add_text_chunk("parameters".into(), p.into()).map_err(|e| Error::invalid(format!("png: {e}")))?;
+            } else {
+                enc.add_itxt_chunk("parameters".into(), p.into()).map_err(|e| Error::invalid(format!("png: {e}")))?;
+            }
         }
         let mut w = enc.write_header().map_err(|e| Error::invalid(format!("png: {e}")))?;
         w.write_image_data(img.as_raw()).map_err(|e| Error::invalid(format!("png: {e}")))?;
@@ -198,7 +231,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn png_parameters(bytes: &[u8]) -> Option<String> {
     let dec = png::Decoder::new(Cursor::new(bytes));
     let reader = dec.read_info().ok()?;
-    reader.info().uncompressed_latin1_text.iter().find(|t| t.keyword == "parameters").map(|t| t.text.clone())
+    let info = reader.info();
+    if let Some(t) = info.uncompressed_latin1_text.iter().find(|t| t.keyword == "parameters") {
+        return Some(t.text.clone());
+    }
+    info.utf8_text.iter().find(|t| t.keyword == "parameters").and_then(|t| t.get_text().ok())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod input;
 pub mod limits;
 pub mod mask;
 pub mod model;
+pub mod output;
 pub mod sampler;
 pub mod shapes;
 pub mod tasks;

@@ -72,6 +72,14 @@ impl ImageSettings {
     }
 }
 
+/// The error for logits that are NaN or infinite.
+pub fn non_finite() -> Error {
+    Error::invalid(
+        "the model produced NaN or infinite logits: its weights are damaged or overflow in this precision; \
+         check them with `unmask info --verify`, or download the model again",
+    )
+}
+
 /// Guidance past this only amplifies noise (the release uses 2.5 to 7).
 pub const MAX_GUIDANCE: f32 = 50.0;
 
@@ -193,6 +201,10 @@ pub fn sample_image(
             maxes.push((2, u_max));
         }
 
+        // damaged weights (NaN or Inf) would pick code 0 everywhere and exit 0
+        if logits.iter().any(|v| !v.is_finite()) {
+            return Err(non_finite());
+        }
         // choose a code and its confidence for every masked cell
         let mut confs = Vec::with_capacity(masked_cells.len());
         for (j, &cell) in masked_cells.iter().enumerate() {

@@ -57,12 +57,12 @@ impl<'a> Prompter<'a> {
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(text, false).map_err(|e| Error::invalid(format!("tokenizer: {e}")))?;
+        let enc = self.tokenizer.encode(text, false).map_err(|e| Error::invalid(format!("the model's tokenizer.json cannot encode the prompt ({e}); `unmask info` checks it")))?;
         Ok(enc.get_ids().to_vec())
     }
 
     fn encode_with_special(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| Error::invalid(format!("tokenizer: {e}")))?;
+        let enc = self.tokenizer.encode(text, true).map_err(|e| Error::invalid(format!("the model's tokenizer.json cannot encode the prompt ({e}); `unmask info` checks it")))?;
         Ok(enc.get_ids().to_vec())
     }
 

@@ -92,6 +92,9 @@ pub fn sample_text(
                 let logits = llada.head(&h, Some(&rows), 0..llada.config().vocab)?;
                 let v = logits.dim(1)?;
                 let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+                if flat.iter().any(|v| !v.is_finite()) {
+                    return Err(super::image::non_finite());
+                }
                 let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(rows.len());
                 for (j, &pos) in rows.iter().enumerate() {
                     let row = &flat[j * v..(j + 1) * v];

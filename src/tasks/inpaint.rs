@@ -131,7 +131,8 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
     }
     if planned.is_empty() {
         return Err(Error::invalid(
-            "the mask selects no token cell: paint over more than half of a cell (white = regenerate), or grow the region",
+            "the mask selects no token cell: paint over more than half of a cell, or grow the region; \
+             masks are read by their alpha when they have transparency (opaque = regenerate), else by brightness (white = regenerate)",
         ));
     }
     let prompter = Prompter::new(&engine.tokenizer, engine.special);

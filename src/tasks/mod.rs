@@ -191,7 +191,15 @@ pub fn fit_size(w: usize, h: usize, mode: FitMode, factor: usize, bucket: Fit) -
 }
 
 /// Fits an input image for a task with bucket `bucket` (see [`bucket`]).
+/// An image smaller than one cell holds nothing to read: refused, not enlarged.
 pub fn fit_input(img: &RgbImage, mode: FitMode, factor: usize, bucket: Fit) -> Result<RgbImage> {
+    if (img.width() as usize) < factor || (img.height() as usize) < factor {
+        return Err(Error::invalid(format!(
+            "the image is {}x{} px, smaller than one {factor}x{factor} token cell: give an image at least {factor} px a side",
+            img.width(),
+            img.height()
+        )));
+    }
     let fit = fit_choice(img.width() as usize, img.height() as usize, mode, factor, bucket);
     image_io::fit(img, fit, factor)
 }

@@ -20,6 +20,9 @@ pub enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// Also read every weight and check it is a finite number (slow on big models)
+        #[arg(long)]
+        verify: bool,
     },
     /// Encode an image to VQ codes (CODES.json)
     Encode {

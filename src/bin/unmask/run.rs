@@ -11,14 +11,22 @@ use unmask::image_io::{self, Fit};
 use unmask::sampler::{CacheSettings, Control, ImageSettings, ImageStep, TextSettings, TextStep};
 use unmask::tasks::{self, FitMode, Job, Output, Progress};
 use unmask::codes;
+use unmask::output;
 
 use crate::args::{Cli, Command, FitArg, ModelArgs, OutArgs, SamplingArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Info { model, json } => info(&model, json),
+        Command::Info { model, json, verify } => {
+            info(&model, json)?;
+            if verify {
+                verify_weights(&model)?;
+            }
+            Ok(())
+        }
         Command::Eval { model, n, seed } => eval(&model, n, seed),
         Command::Encode { model, image, tokens_out, fit } => {
+            output::check_target(&tokens_out, "--tokens-out codes", &["json"])?;
             let dir = model_dir(&model)?;
             let bundle = Bundle::open(&dir)?;
             let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
@@ -31,11 +39,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let label = format!("--image {}: encoding {}x{} px", image.display(), img.width(), img.height());
             tasks::budget::check_vq_config(&bundle.vq_config, img.width() as usize, img.height() as usize, &label)?;
             let grid = vq.encode(&image_io::to_rgb(&img))?;
-            codes::write(&tokens_out, &grid)?;
+            output::write_all(&[(&tokens_out, codes::to_json(&grid).as_bytes())])?;
             eprintln!("{}x{} px -> {} x {} codes in {}", img.width(), img.height(), grid.height, grid.width, tokens_out.display());
             Ok(())
         }
         Command::Decode { model, tokens, out } => {
+            output::check_target(&out, "--out image", &["png"])?;
             let dir = model_dir(&model)?;
             let bundle = Bundle::open(&dir)?;
             let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
@@ -48,7 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 &format!("--tokens {}: a {} x {} grid decodes to {}x{} px, which", tokens.display(), grid.height, grid.width, grid.width * f, grid.height * f),
             )?;
             let img = image_io::from_rgb(&vq.decode(&grid)?);
-            image_io::save_png(&out, &img, None)?;
+            output::write_all(&[(&out, &image_io::png_bytes(&img, None)?)])?;
             eprintln!("{} x {} codes -> {}x{} px in {}", grid.height, grid.width, img.width(), img.height(), out.display());
             Ok(())
         }
@@ -80,7 +89,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inpaint { model, prompt, image, mask, tokens, grow, retouch, sampling, out } => {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
-            let m = image_io::open(&mask)?.to_luma8();
+            let m = image_io::mask_of(&image_io::open(&mask)?);
             let codes = tokens.map(|t| codes::read(&t, engine.info.codebook_size)).transpose()?;
             let feather = feather_px(&engine, retouch.feather)?;
             let settings = image_settings(&engine, &sampling, false)?;
@@ -251,7 +260,7 @@ fn announce_crops(engine: &Engine, job: &Job, out: &OutArgs) -> Result<()> {
 }
 
 fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
-    check_writable(&out.out)?;
+    check_outputs(out)?;
     let (total, seed) = match &job {
         Job::Generate { settings, .. } | Job::Inpaint { settings, .. } | Job::Edit { settings, .. } => (settings.steps, settings.seed),
         Job::Ask { settings, .. } => (settings.steps, settings.seed),
@@ -272,20 +281,27 @@ fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
             image.height()
         )));
     }
-    image_io::save_png(&out.out, &image, Some(&parameters))?;
-    if let (Some(t), Some(g)) = (&out.tokens_out, &grid) {
-        codes::write(t, g)?;
+    // both outputs or neither
+    let png = image_io::png_bytes(&image, Some(&parameters))?;
+    let json = grid.as_ref().map(codes::to_json);
+    let mut files: Vec<(&Path, &[u8])> = vec![(&out.out, &png)];
+    if let (Some(t), Some(j)) = (&out.tokens_out, &json) {
+        files.push((t, j.as_bytes()));
     }
+    output::write_all(&files)?;
 
     eprintln!("{} in {:.2}s (seed {seed}) -> {}", job.kind(), started.elapsed().as_secs_f64(), out.out.display());
     Ok(())
 }
 
-/// Fails before the (possibly long) run when the output folder is missing.
-fn check_writable(path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "output folder does not exist")));
+/// Fails before the (possibly long) run when an output could not be written.
+fn check_outputs(out: &OutArgs) -> Result<()> {
+    output::check_target(&out.out, "--out image", &["png"])?;
+    if let Some(t) = &out.tokens_out {
+        output::check_target(t, "--tokens-out codes", &["json"])?;
+        if t == &out.out {
+            return Err(Error::invalid("--out and --tokens-out name the same file: give them different names"));
+        }
     }
     Ok(())
 }
@@ -320,10 +336,39 @@ impl Control for Bar {
 
 impl Progress for Bar {}
 
+/// Reads every stored tensor, one at a time, and fails on the first value
+/// that is NaN or infinite, naming the file and tensor.
+fn verify_weights(m: &ModelArgs) -> Result<()> {
+    let bundle = Bundle::open(model_dir(m)?)?;
+    let mut files = bundle.weight_files.clone();
+    files.push(bundle.vq_weights.clone());
+    let mut n = 0usize;
+    for file in &files {
+        // SAFETY: read-only map of a file whose header was checked by Bundle::open
+        let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(file) }
+            .map_err(|e| Error::bundle(file, format!("cannot map: {e}")))?;
+        for (name, _) in st.tensors() {
+            let t = st.load(&name, &candle_core::Device::Cpu).map_err(|e| Error::bundle(file, format!("tensor `{name}`: {e}")))?;
+            let v = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::bundle(file, format!("tensor `{name}` holds {} at index {i}: the weights are damaged; download them again", v[i])));
+            }
+            n += v.len();
+        }
+    }
+    println!("verified    {n} weights in {} file(s): all finite", files.len());
+    Ok(())
+}
+
 fn info(m: &ModelArgs, json: bool) -> Result<()> {
     let dir = model_dir(m)?;
     let bundle = Bundle::open(&dir)?;
     let tok = load_tokenizer(&bundle.tokenizer)?;
+    // a tokenizer with no unk token nor byte fallback fails on the first
+    // character outside its vocabulary: say so here, not in the middle of a run
+    if let Err(e) = tok.encode("a photo of a caf\u{e9} \u{20ac}5 \u{6f22}\u{5b57} \u{1f642}", false) {
+        return Err(Error::bundle(&bundle.tokenizer, format!("cannot encode text outside its vocabulary ({e}): it needs an unk token or byte fallback")));
+    }
     // the VQ-VAE is small: loading it checks every one of its tensors
     let dev = device(m)?.resolve()?;
     load_vq(&bundle, &dev)?;
