@@ -185,21 +185,25 @@ fn fit_choice(w: usize, h: usize, mode: FitMode, factor: usize, bucket: Fit) -> 
     }
 }
 
+fn at_least_a_cell(w: usize, h: usize, factor: usize) -> Result<()> {
+    if w < factor || h < factor {
+        return Err(Error::invalid(format!(
+            "the image is {w}x{h} px, smaller than one {factor}x{factor} token cell: give an image at least {factor} px a side"
+        )));
+    }
+    Ok(())
+}
+
 /// The size the model sees a `w x h` input at (what the Studio shows before a run).
 pub fn fit_size(w: usize, h: usize, mode: FitMode, factor: usize, bucket: Fit) -> Result<(usize, usize)> {
+    at_least_a_cell(w, h, factor)?;
     image_io::fit_size(w, h, fit_choice(w, h, mode, factor, bucket), factor)
 }
 
 /// Fits an input image for a task with bucket `bucket` (see [`bucket`]).
 /// An image smaller than one cell holds nothing to read: refused, not enlarged.
 pub fn fit_input(img: &RgbImage, mode: FitMode, factor: usize, bucket: Fit) -> Result<RgbImage> {
-    if (img.width() as usize) < factor || (img.height() as usize) < factor {
-        return Err(Error::invalid(format!(
-            "the image is {}x{} px, smaller than one {factor}x{factor} token cell: give an image at least {factor} px a side",
-            img.width(),
-            img.height()
-        )));
-    }
+    at_least_a_cell(img.width() as usize, img.height() as usize, factor)?;
     let fit = fit_choice(img.width() as usize, img.height() as usize, mode, factor, bucket);
     image_io::fit(img, fit, factor)
 }
