@@ -88,3 +88,17 @@ fn a_config_json_that_is_huge_is_refused_by_size() {
     let e = fails(&["info", "--model", m.to_str().unwrap()]);
     assert!(e.contains("config.json") && e.contains("limit"), "{e}");
 }
+
+#[test]
+fn a_tokenizer_that_cannot_encode_every_text_is_caught_by_info() {
+    // the embedded bundle's word-level tokenizer, its unknown-word token renamed away
+    let dst = common::scratch("no-unk").join("model");
+    let src = unmask::bundle::default_model_dir().expect("embedded model");
+    std::fs::create_dir_all(dst.join("vqvae")).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "unmask.json", "vqvae/config.json", "vqvae/diffusion_pytorch_model.safetensors"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    edit_json(&dst.join("tokenizer.json"), |v| v["model"]["unk_token"] = "<no such token>".into());
+    let e = fails(&["info", "--model", dst.to_str().unwrap()]);
+    assert!(e.contains("tokenizer.json") && e.contains("cannot encode"), "{e}");
+}

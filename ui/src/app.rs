@@ -317,7 +317,11 @@ impl Studio {
     pub fn save_to(&mut self, path: &Path) -> bool {
         let Some(doc) = self.doc.as_mut() else { return false };
         let v = doc.version();
-        match unmask::image_io::save_png(path, &v.image, v.parameters.as_deref()) {
+        // the same all-or-nothing write as the CLI: never over a device or link
+        let written = unmask::output::check_target(path, "image", &["png"])
+            .and_then(|_| unmask::image_io::png_bytes(&v.image, v.parameters.as_deref()))
+            .and_then(|bytes| unmask::output::write_all(&[(path, &bytes)]));
+        match written {
             Ok(()) => {
                 doc.dirty = false;
                 doc.path = Some(path.to_path_buf());

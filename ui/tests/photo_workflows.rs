@@ -224,3 +224,21 @@ fn a_killed_session_is_offered_back_and_restores_versions_and_mask() {
     b.end_session();
     assert!(!session.join("session.json").exists());
 }
+
+#[test]
+fn a_version_made_from_a_prompt_in_any_script_saves_with_its_parameters() {
+    let dir = scratch("utf8-save");
+    let (path, _) = photo(&dir, 96, 96);
+    let mut s = studio(Some(path), None);
+    s.mode = Mode::Sketch;
+    s.prompt = "一个红色的圆 🙂 €".into();
+    s.start();
+    assert!(s.wait_idle(Duration::from_secs(30)));
+    let out = dir.join("saved.png");
+    assert!(s.save_to(&out), "{:?}", s.notices);
+    let params = unmask::image_io::png_parameters(&std::fs::read(&out).unwrap()).expect("parameters");
+    assert!(params.starts_with("一个红色的圆 🙂 €"), "{params}");
+    // a device is never a place to save to
+    assert!(!s.save_to(std::path::Path::new("/dev/full")));
+    assert!(s.notices.iter().any(|n| n.is_error && n.detail.contains("not a regular file")), "{:?}", s.notices);
+}
