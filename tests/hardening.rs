@@ -154,6 +154,22 @@ fn the_largest_allowed_request_runs_within_its_budget() {
     let out = run(&args, &env, &[(libc::RLIMIT_AS, cap)]);
     assert!(out.status.success(), "{side}x{side} under {} MiB: {}", cap >> 20, String::from_utf8_lossy(&out.stderr));
     assert_eq!(image::open(&o).unwrap().width() as usize, side);
+
+    // the same for the VQ-VAE: the largest decode the budget allows
+    let grid = |n: usize, path: &Path| {
+        let codes: Vec<Vec<u32>> = vec![vec![1; n]; n];
+        std::fs::write(path, serde_json::json!({"height": n, "width": n, "codes": codes}).to_string()).unwrap();
+    };
+    let big = dir.join("big.json");
+    grid(400, &big);
+    let e = fails_with(&["decode", "--tokens", big.to_str().unwrap(), "--out", o.to_str().unwrap()], &env);
+    let px: usize = e.rsplit("about ").next().and_then(|t| t.split('x').next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{e}"));
+    let n = px / 16;
+    assert!(n >= 16, "{e}");
+    grid(n, &big);
+    let out = run(&["decode", "--tokens", big.to_str().unwrap(), "--out", o.to_str().unwrap()], &env, &[(libc::RLIMIT_AS, cap)]);
+    assert!(out.status.success(), "{n} x {n} grid under {} MiB: {}", cap >> 20, String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::open(&o).unwrap().width() as usize, n * 16);
 }
 
 #[test]
