@@ -8,8 +8,9 @@
 //! bounds calibrated on this CPU build (measured peaks in the comments); they
 //! follow what each part materialises:
 //! - a transformer forward over T positions: the attention scores, their
-//!   softmax and a temporary, `3 * heads * T^2` values, plus `T * (8 d + 3 m)`
-//!   activations (branches run one after another, so one forward's worth);
+//!   softmax and a temporary, `3 * heads * T^2` values or 1.5 x the chunk
+//!   bound when queries run in chunks, plus `T * (8 d + 3 m)` activations
+//!   (branches run one after another, so one forward's worth);
 //! - the ML-Cache: per branch, K and V of every layer and the logits rows;
 //! - the VQ-VAE over P pixels: its convolutions unfold 3 x 3 patches, about
 //!   48 bytes per channel and pixel at the widest level (embedded model,
@@ -56,10 +57,13 @@ pub fn gib(b: u64) -> String {
     }
 }
 
-/// Peak bytes of one transformer forward over `t` positions.
-pub fn forward_bytes(cfg: &LladaConfig, t: usize, dtype_bytes: u64) -> u64 {
+/// Peak bytes of one transformer forward over `t` positions, with the
+/// attention's score tensors bounded by `attention_bytes` (query chunks, see
+/// `Llada::set_attention_bytes`).
+pub fn forward_bytes(cfg: &LladaConfig, t: usize, dtype_bytes: u64, attention_bytes: u64) -> u64 {
     let (t, h) = (t as u64, cfg.n_heads as u64);
-    let scores = 3 * h * t * t * dtype_bytes;
+    // scores and softmax of one chunk, plus a temporary: 1.5 x the bound
+    let scores = (3 * h * t * t * dtype_bytes).min(attention_bytes / 2 * 3);
     let acts = t * (8 * cfg.d_model as u64 + 3 * cfg.mlp_hidden as u64) * dtype_bytes;
     scores.saturating_add(acts)
 }
@@ -96,10 +100,10 @@ impl ImageRequest {
 }
 
 /// Peak bytes of an image task: the larger of the sampling and the VQ passes.
-pub fn image_bytes(cfg: &LladaConfig, vq: &VqConfig, r: &ImageRequest, codebook: usize, dtype_bytes: u64) -> u64 {
+pub fn image_bytes(cfg: &LladaConfig, vq: &VqConfig, r: &ImageRequest, codebook: usize, dtype_bytes: u64, attention_bytes: u64) -> u64 {
     let t = r.tokens();
     let f = vq.factor();
-    let mut sampling = forward_bytes(cfg, t, dtype_bytes);
+    let mut sampling = forward_bytes(cfg, t, dtype_bytes, attention_bytes);
     // the codebook logits of every masked cell come back per branch
     sampling += (r.grid_h * r.grid_w * codebook * 4 * r.branches) as u64;
     if r.cache {

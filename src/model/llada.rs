@@ -55,7 +55,14 @@ pub struct Llada {
     inv_freq: Vec<f32>,
     device: Device,
     dtype: DType,
+    /// The most bytes one layer's attention scores may take; queries run in
+    /// chunks of rows that keep under it (see [`Llada::set_attention_bytes`]).
+    attention_bytes: usize,
 }
+
+/// Default bound on one layer's score tensor: 32 heads x 4,160^2 bf16 scores
+/// would be 1.1 GB per layer (twice with the softmax) unchunked.
+pub const ATTENTION_BYTES: usize = 256 << 20;
 
 impl Llada {
     /// Builds the model from a var builder rooted at the checkpoint's top level.
@@ -80,7 +87,65 @@ impl Llada {
             inv_freq,
             device: vb.device().clone(),
             dtype: vb.dtype(),
+            attention_bytes: ATTENTION_BYTES,
         })
+    }
+
+    /// Bounds each layer's score tensor (scores and their softmax, in the
+    /// compute dtype) to about `bytes`: queries run in chunks of rows. Each
+    /// row's softmax is its own, so chunking changes no result beyond
+    /// summation order.
+    pub fn set_attention_bytes(&mut self, bytes: usize) {
+        self.attention_bytes = bytes.max(1);
+    }
+
+    pub fn attention_bytes(&self) -> usize {
+        self.attention_bytes
+    }
+
+    /// How one layer's attention is split for `n` queries over `t` keys:
+    /// (heads per chunk, query rows per chunk). Whole heads first: each head's
+    /// product is computed exactly as unchunked, so results are identical;
+    /// only when one head's scores alone pass the bound are its rows split
+    /// too (equal then up to summation order).
+    pub fn attention_split(&self, n: usize, t: usize) -> (usize, usize) {
+        let b = self.dtype.size_in_bytes();
+        let per_head = 2 * n * t * b;
+        let heads = self.attention_bytes / per_head.max(1);
+        if heads >= 1 {
+            return (heads.min(self.cfg.n_heads), n);
+        }
+        (1, (self.attention_bytes / (2 * t * b).max(1)).clamp(1, n))
+    }
+
+    /// Softmax attention of `q` `[1, H, n, D]` over `k`, `v` `[1, H, t, D]`,
+    /// in chunks (see [`Llada::attention_split`]) so that no score tensor
+    /// passes the bound.
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, n: usize, t: usize) -> candle_core::Result<Tensor> {
+        let nh = self.cfg.n_heads;
+        let (hc, rc) = self.attention_split(n, t);
+        let one = |q: &Tensor, k: &Tensor, v: &Tensor| -> candle_core::Result<Tensor> {
+            let probs = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
+            probs.matmul(v)
+        };
+        if hc >= nh {
+            return one(q, k, v);
+        }
+        let mut heads = Vec::with_capacity(nh.div_ceil(hc));
+        for h0 in (0..nh).step_by(hc) {
+            let w = hc.min(nh - h0);
+            let (qh, kh, vh) = (q.narrow(1, h0, w)?, k.narrow(1, h0, w)?.contiguous()?, v.narrow(1, h0, w)?.contiguous()?);
+            if rc >= n {
+                heads.push(one(&qh.contiguous()?, &kh, &vh)?);
+                continue;
+            }
+            let mut rows = Vec::with_capacity(n.div_ceil(rc));
+            for r0 in (0..n).step_by(rc) {
+                rows.push(one(&qh.narrow(2, r0, rc.min(n - r0))?.contiguous()?, &kh, &vh)?);
+            }
+            heads.push(Tensor::cat(&rows, 2)?);
+        }
+        Tensor::cat(&heads, 1)
     }
 
     pub fn config(&self) -> &LladaConfig {
@@ -217,9 +282,7 @@ impl Llada {
             let q = (candle_nn::rotary_emb::rope(&q, &cos_q, &sin_q)? * scale)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos_k, &sin_k)?;
             let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
-            let scores = q.matmul(&k.t()?)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let o = probs.matmul(&v)?; // [1, H, n, D]
+            let o = self.attention(&q, &k, &v, n, t)?; // [1, H, n, D]
             let o = o.squeeze(0)?.transpose(0, 1)?.reshape((n, nh * hd))?;
             x = (x + linear(&o, &b.attn_out)?)?;
 

@@ -17,13 +17,17 @@ fn dtype_bytes(engine: &Engine) -> u64 {
     }
 }
 
+fn attention(engine: &Engine) -> u64 {
+    engine.llada.attention_bytes() as u64
+}
+
 fn branches(layout: &ImageLayout, s: &ImageSettings) -> usize {
     1 + usize::from(layout.text_free.is_some() && s.cfg > 0.0) + usize::from(layout.image_free.is_some() && s.cfg_img > 0.0)
 }
 
 fn image_need(engine: &Engine, prefix: usize, gh: usize, gw: usize, branches: usize, cache: bool) -> u64 {
     let r = ImageRequest { prefix, grid_h: gh, grid_w: gw, branches, cache };
-    limits::image_bytes(&engine.bundle.config, &engine.bundle.vq_config, &r, engine.info.codebook_size, dtype_bytes(engine))
+    limits::image_bytes(&engine.bundle.config, &engine.bundle.vq_config, &r, engine.info.codebook_size, dtype_bytes(engine), attention(engine))
 }
 
 /// An image task's layout (text-to-image, inpaint crop, edit).
@@ -88,9 +92,9 @@ pub fn check_ask(engine: &Engine, question: &str, image: &image::RgbImage, fit: 
 pub fn check_answer(engine: &Engine, layout: &TextLayout, label: &str) -> Result<()> {
     let cfg = &engine.bundle.config;
     let fixed = layout.seq.len() - layout.gen_length;
-    let need = limits::forward_bytes(cfg, layout.seq.len(), dtype_bytes(engine));
+    let need = limits::forward_bytes(cfg, layout.seq.len(), dtype_bytes(engine), attention(engine));
     limits::check(label, need, || {
-        let fits = |g: usize| limits::forward_bytes(cfg, fixed + g, dtype_bytes(engine)) <= limits::budget();
+        let fits = |g: usize| limits::forward_bytes(cfg, fixed + g, dtype_bytes(engine), attention(engine)) <= limits::budget();
         match limits::largest_fitting(1, MAX_ANSWER, 1, fits) {
             Some(g) => format!("the longest answer that fits is {g} positions"),
             None => "the image alone does not fit: use a smaller image".into(),
