@@ -17,6 +17,7 @@ pub mod limits;
 pub mod mask;
 pub mod model;
 pub mod output;
+pub mod plan;
 pub mod sampler;
 pub mod shapes;
 pub mod tasks;

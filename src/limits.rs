@@ -99,17 +99,67 @@ impl ImageRequest {
     }
 }
 
-/// Peak bytes of an image task: the larger of the sampling and the VQ passes.
-pub fn image_bytes(cfg: &LladaConfig, vq: &VqConfig, r: &ImageRequest, codebook: usize, dtype_bytes: u64, attention_bytes: u64) -> u64 {
-    let t = r.tokens();
-    let f = vq.factor();
-    let mut sampling = forward_bytes(cfg, t, dtype_bytes, attention_bytes);
-    // the codebook logits of every masked cell come back per branch
-    sampling += (r.grid_h * r.grid_w * codebook * 4 * r.branches) as u64;
-    if r.cache {
-        sampling += cache_bytes(cfg, t, r.branches, codebook, dtype_bytes);
+/// An image task's memory, part by part (bytes). The weights are resident
+/// already when a request is checked, so [`Breakdown::working`] leaves them
+/// out; [`Breakdown::peak`] is what the device must hold in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Breakdown {
+    pub weights: u64,
+    pub vq_weights: u64,
+    /// One forward's hidden states and MLP intermediates.
+    pub activations: u64,
+    /// One layer's attention scores and softmax (chunked under the bound).
+    pub attention: u64,
+    /// Codebook logits of every masked cell, every branch.
+    pub logits: u64,
+    /// ML-Cache: every layer's K and V and the logits rows, every branch.
+    pub cache: u64,
+    /// The VQ-VAE encode or decode at the image's size.
+    pub vq_pass: u64,
+}
+
+impl Breakdown {
+    /// Sampling and the VQ pass do not overlap: the larger of the two.
+    pub fn working(&self) -> u64 {
+        (self.activations + self.attention + self.logits + self.cache).max(self.vq_pass)
     }
-    sampling.max(vq_bytes(vq, r.grid_w * f, r.grid_h * f))
+    pub fn peak(&self) -> u64 {
+        self.weights + self.vq_weights + self.working()
+    }
+}
+
+/// The parts of an image task (weights left at 0).
+pub fn image_breakdown(cfg: &LladaConfig, vq: &VqConfig, r: &ImageRequest, codebook: usize, dtype_bytes: u64, attention_bytes: u64) -> Breakdown {
+    let t = r.tokens() as u64;
+    let f = vq.factor();
+    let (h, d, m) = (cfg.n_heads as u64, cfg.d_model as u64, cfg.mlp_hidden as u64);
+    Breakdown {
+        activations: t * (8 * d + 3 * m) * dtype_bytes,
+        attention: (3 * h * t * t * dtype_bytes).min(attention_bytes / 2 * 3),
+        logits: (r.grid_h * r.grid_w * codebook * 4 * r.branches) as u64,
+        cache: if r.cache { cache_bytes(cfg, r.tokens(), r.branches, codebook, dtype_bytes) } else { 0 },
+        vq_pass: vq_bytes(vq, r.grid_w * f, r.grid_h * f),
+        ..Default::default()
+    }
+}
+
+/// Peak working bytes of an image task: the larger of the sampling and the VQ passes.
+pub fn image_bytes(cfg: &LladaConfig, vq: &VqConfig, r: &ImageRequest, codebook: usize, dtype_bytes: u64, attention_bytes: u64) -> u64 {
+    image_breakdown(cfg, vq, r, codebook, dtype_bytes, attention_bytes).working()
+}
+
+/// Parameters of a VQ-VAE from its config (convolutions of the encoder and
+/// decoder; norms and biases are noise next to them).
+pub fn vq_parameters(vq: &VqConfig) -> u64 {
+    let c = &vq.block_out_channels;
+    let per_level: u64 = c.iter().map(|&ch| {
+        let ch = ch as u64;
+        // each resnet has two 3x3 convolutions; the decoder has one resnet more a level
+        9 * ch * ch * 2 * (vq.layers_per_block as u64 * 2 + 1)
+    }).sum();
+    let last = *c.last().unwrap_or(&0) as u64;
+    // mid blocks (2 resnets each side) and the latent convolutions
+    per_level + 4 * 2 * 9 * last * last + 2 * 9 * last * vq.latent_channels as u64
 }
 
 /// Refuses a request whose estimate is over the budget. `what` names the

@@ -189,3 +189,26 @@ fn inpaint_and_outpaint_print_the_crop_and_store_it_in_the_png() {
         assert_eq!(wide.get_pixel(x, y), photo.get_pixel(x, y), "pixel {x},{y}");
     }
 }
+
+#[test]
+fn plan_prints_the_parts_of_the_peak() {
+    let json = unmask(&["plan", "--preset", "lumina-dimoo-8b", "--width", "1024", "--height", "1024", "--cfg", "4", "--cache", "--dtype", "bf16", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let parts = &v["parts"];
+    let get = |k: &str| parts[k].as_u64().unwrap();
+    // 8.08 B parameters in bf16
+    assert_eq!(get("weights"), v["parameters"].as_u64().unwrap() * 2);
+    assert!(get("weights") > 16_000_000_000 && get("weights") < 16_300_000_000);
+    assert_eq!(v["tokens"], 128 + 64 * 65 + 2);
+    assert_eq!(v["branches"], 2);
+    let sampling = get("activations") + get("attention") + get("logits") + get("cache");
+    assert_eq!(v["peak_bytes"].as_u64().unwrap(), get("weights") + get("vq_weights") + sampling.max(get("vq_pass")));
+    assert!(get("attention") <= 3 * (256 << 20) / 2, "attention chunked under its bound");
+    // without the cache the ML-Cache part is gone; on the embedded bundle the plan reads its config
+    let off: serde_json::Value = serde_json::from_str(&unmask(&["plan", "--preset", "lumina-dimoo-8b", "--json"])).unwrap();
+    assert_eq!(off["parts"]["cache"], 0);
+    let small: serde_json::Value = serde_json::from_str(&unmask(&["plan", "--json"])).unwrap();
+    assert_eq!((small["width"].as_u64(), small["model"].as_str()), (Some(48), Some("unmask-shapes")));
+    let out = Command::new(env!("CARGO_BIN_EXE_unmask")).args(["plan", "--preset", "sdxl"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("lumina-dimoo-8b"));
+}

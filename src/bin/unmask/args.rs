@@ -153,6 +153,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Estimate the peak memory of a text-to-image (or edit) request, part by part
+    Plan {
+        /// A released model by name, no download needed: lumina-dimoo-8b
+        #[arg(long)]
+        preset: Option<String>,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Width in pixels (default: the bundle's, else 1024)
+        #[arg(long)]
+        width: Option<usize>,
+        #[arg(long)]
+        height: Option<usize>,
+        /// Text guidance (default 4); 0 runs one branch
+        #[arg(long, allow_negative_numbers = true)]
+        cfg: Option<f32>,
+        /// Image guidance of an edit (a third branch when > 0)
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        cfg_img: f32,
+        /// Plan an instruction edit (the input image rides in the prompt)
+        #[arg(long)]
+        edit: bool,
+        /// With the ML-Cache
+        #[arg(long)]
+        cache: bool,
+        #[arg(long, value_enum, default_value_t = DtypeArg::Bf16)]
+        dtype: DtypeArg,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate a shapes-world model on fresh scenes and print a table
     Eval {
         #[command(flatten)]
@@ -239,6 +269,14 @@ pub struct OutArgs {
     /// Also write the result's VQ codes
     #[arg(long)]
     pub tokens_out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DtypeArg {
+    /// 2 bytes a value (CUDA)
+    Bf16,
+    /// 4 bytes a value (CPU)
+    F32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

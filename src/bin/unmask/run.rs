@@ -13,7 +13,7 @@ use unmask::tasks::{self, FitMode, Job, Output, Progress};
 use unmask::codes;
 use unmask::output;
 
-use crate::args::{Cli, Command, FitArg, ModelArgs, OutArgs, SamplingArgs};
+use crate::args::{Cli, Command, DtypeArg, FitArg, ModelArgs, OutArgs, SamplingArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -25,6 +25,9 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval { model, n, seed } => eval(&model, n, seed),
+        Command::Plan { preset, model, width, height, cfg, cfg_img, edit, cache, dtype, json } => {
+            plan_cmd(preset.as_deref(), &model, width, height, cfg, cfg_img, edit, cache, dtype, json)
+        }
         Command::Encode { model, image, tokens_out, fit } => {
             output::check_target(&tokens_out, "--tokens-out codes", &["json"])?;
             let dir = model_dir(&model)?;
@@ -154,6 +157,68 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_cmd(
+    preset: Option<&str>,
+    model: &ModelArgs,
+    width: Option<usize>,
+    height: Option<usize>,
+    cfg: Option<f32>,
+    cfg_img: f32,
+    edit: bool,
+    cache: bool,
+    dtype: DtypeArg,
+    json: bool,
+) -> Result<()> {
+    use unmask::plan;
+    let dtype_bytes = match dtype {
+        DtypeArg::Bf16 => 2,
+        DtypeArg::F32 => 4,
+    };
+    let (name, lcfg, vq, codebook, vq_weights, defaults) = match (preset, &model.model) {
+        (Some(_), Some(_)) => return Err(Error::invalid("--preset and --model: give one of them")),
+        (Some("lumina-dimoo-8b"), None) => {
+            let (c, v, k) = plan::lumina_dimoo_8b();
+            let vqw = unmask::limits::vq_parameters(&v) * 4;
+            ("lumina-dimoo-8b".to_string(), c, v, k, vqw, (None, None, None))
+        }
+        (Some(other), None) => return Err(Error::invalid(format!("--preset {other}: the known preset is lumina-dimoo-8b"))),
+        (None, _) => {
+            let b = Bundle::open(model_dir(model)?)?;
+            let vqw = std::fs::metadata(&b.vq_weights).map(|m| m.len()).unwrap_or(0);
+            let d = (b.defaults.width, b.defaults.height, b.defaults.cfg);
+            (b.name(), b.config.clone(), b.vq_config.clone(), b.special.codebook_size as usize, vqw, d)
+        }
+    };
+    let f = vq.factor();
+    let width = width.or(defaults.0).unwrap_or(1024);
+    let height = height.or(defaults.1).unwrap_or(1024);
+    for (flag, v) in [("--width", width), ("--height", height)] {
+        if v == 0 || v % f != 0 || v > image_io::MAX_SIDE as usize {
+            return Err(Error::invalid(format!("{flag} {v}: use a multiple of {f} from {f} to {}", image_io::MAX_SIDE as usize / f * f)));
+        }
+    }
+    let cfg = cfg.or(defaults.2).unwrap_or(4.0);
+    let req = plan::Request {
+        width,
+        height,
+        cfg,
+        cfg_img,
+        edit,
+        cache,
+        dtype_bytes,
+        attention_bytes: unmask::model::llada::ATTENTION_BYTES as u64,
+    };
+    let weights = lcfg.parameter_count() as u64 * dtype_bytes;
+    let p = plan::plan(&name, &lcfg, &vq, codebook, &req, weights, vq_weights);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+    } else {
+        println!("{}", p.table());
+    }
+    Ok(())
 }
 
 fn eval(model: &ModelArgs, n: usize, seed: u64) -> Result<()> {
