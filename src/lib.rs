@@ -18,6 +18,7 @@ pub mod mask;
 pub mod model;
 pub mod output;
 pub mod plan;
+pub mod profile;
 pub mod sampler;
 pub mod shapes;
 pub mod tasks;

@@ -212,3 +212,29 @@ fn plan_prints_the_parts_of_the_peak() {
     let out = Command::new(env!("CARGO_BIN_EXE_unmask")).args(["plan", "--preset", "sdxl"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("lumina-dimoo-8b"));
 }
+
+#[test]
+fn profile_reports_phases_forwards_and_device_copies() {
+    let dir = common::scratch("cli-profile");
+    let o = dir.join("o.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_unmask"))
+        .args(["generate", "--model", &model(), "--prompt", "a red circle on the left", "--width", "40", "--height", "24"])
+        .args(["--steps", "7", "--cfg", "4", "--temperature", "0", "--seed", "0", "--profile", "--out", o.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap();
+    // guidance: two forwards a step (conditional and text-free), each over its whole sequence
+    assert_eq!(n("steps"), 7);
+    assert_eq!(n("forwards"), 14);
+    assert_eq!(n("tokens") % 7, 0, "the same two sequence lengths every step");
+    assert!(n("tokens") / 14 > 6 * 11, "a sequence holds the 6 x 10 grid and its newlines");
+    // today the sampler copies every masked cell's 64 codebook logits per branch
+    assert!(n("device_to_host_bytes") > 0 && n("device_to_host_bytes") <= 7 * 60 * 64 * 4 * 2);
+    for phase in ["sampling", "forwards", "decode"] {
+        assert!(v["phases_ms"][phase].as_f64().is_some(), "{phase}: {v}");
+    }
+    assert_eq!(v["ok"], true);
+}

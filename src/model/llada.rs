@@ -248,6 +248,8 @@ impl Llada {
         let all: Vec<usize> = (0..t).collect();
         let rows = compute.unwrap_or(&all);
         let n = rows.len();
+        let _timer = crate::profile::phase("forwards");
+        crate::profile::forward(n);
         let row_ids: Vec<u32> = rows.iter().map(|&r| ids[r]).collect();
         let row_index = self.index_tensor(rows)?;
         let mut x = self.wte.index_select(&Tensor::from_vec(row_ids, n, &self.device)?, 0)?;

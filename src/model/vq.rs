@@ -348,6 +348,7 @@ impl VqModel {
 
     /// Pixels -> nearest codebook index per latent cell (row-major).
     pub fn encode(&self, img: &Rgb) -> Result<CodeGrid> {
+        let _timer = crate::profile::phase("encode");
         let f = self.factor();
         if img.width % f != 0 || img.height % f != 0 || img.width == 0 || img.height == 0 {
             return Err(Error::invalid(format!(
@@ -410,6 +411,7 @@ impl VqModel {
 
     /// Codes -> RGB u8 (`round(x * 255)` of the clipped output).
     pub fn decode(&self, grid: &CodeGrid) -> Result<Rgb> {
+        let _timer = crate::profile::phase("decode");
         let x = self.decode_f32(grid)?;
         let (h, w, _) = x.dims3()?;
         let data = x.flatten_all()?.to_vec1::<f32>()?.iter().map(|v| (v * 255.0).round_ties_even() as u8).collect();

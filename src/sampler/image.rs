@@ -118,7 +118,9 @@ impl Branch {
             None => {
                 let h = llada.hidden(&seq)?;
                 let l = llada.head(&h, Some(&rows), cb)?;
-                Ok((l.flatten_all()?.to_vec1::<f32>()?, None))
+                let v = l.flatten_all()?.to_vec1::<f32>()?;
+                crate::profile::device_to_host(v.len() * 4);
+                Ok((v, None))
             }
             Some(cache) => {
                 let all = if full {
@@ -129,7 +131,9 @@ impl Branch {
                 let maxes = all.max(1)?.to_vec1::<f32>()?;
                 let idx = candle_core::Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), rows.len(), all.device())?;
                 let l = all.index_select(&idx, 0)?;
-                Ok((l.flatten_all()?.to_vec1::<f32>()?, Some(maxes)))
+                let v = l.flatten_all()?.to_vec1::<f32>()?;
+                crate::profile::device_to_host((v.len() + maxes.len()) * 4);
+                Ok((v, Some(maxes)))
             }
         }
     }
@@ -172,6 +176,7 @@ pub fn sample_image(
         if masked_cells.is_empty() {
             break;
         }
+        crate::profile::step();
         let keep = keep_masked(n_start, s, total);
         let full = match settings.cache {
             Some(c) => is_full_step(s, total, c.warmup_ratio, c.refresh_interval),

@@ -92,6 +92,8 @@ pub fn sample_text(
                 let logits = llada.head(&h, Some(&rows), 0..llada.config().vocab)?;
                 let v = logits.dim(1)?;
                 let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+                crate::profile::device_to_host(flat.len() * 4);
+                crate::profile::step();
                 if flat.iter().any(|v| !v.is_finite()) {
                     return Err(super::image::non_finite());
                 }

@@ -130,6 +130,7 @@ pub enum PreviewFill {
 
 /// Decodes a preview of the grid state; `crop` = (row0, col0, rows, cols) in cells.
 pub fn preview(engine: &Engine, st: &PreviewState<'_>, fill: PreviewFill, crop: Option<(usize, usize, usize, usize)>) -> Result<RgbImage> {
+    let _timer = crate::profile::phase("previews");
     let (r0, c0, rows, cols) = crop.unwrap_or((0, 0, st.height, st.width));
     if rows == 0 || cols == 0 || r0 + rows > st.height || c0 + cols > st.width {
         return Err(Error::invalid("preview crop outside the grid"));
@@ -316,7 +317,10 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             let layout = prompter.understanding(question, &grid, *gen_length)?;
             budget::check_answer(engine, &layout, &format!("the answer length {gen_length}"))?;
             let mut bridge = Bridge { engine, inner: progress, original: None, placement: None, height: 0, width: 0 };
-            let answer = sampler::sample_text(&engine.llada, &engine.special, &layout, settings, &mut bridge)?;
+            let answer = {
+                let _timer = crate::profile::phase("sampling");
+                sampler::sample_text(&engine.llada, &engine.special, &layout, settings, &mut bridge)?
+            };
             Ok(Output::Answer { text: decode_text(engine, &answer.ids)?, ids: answer.ids })
         }
     }
@@ -373,6 +377,7 @@ pub(crate) fn sample_with_previews(
     progress: &mut dyn Progress,
 ) -> Result<CodeGrid> {
     let mut bridge = Bridge { engine, inner: progress, original, placement, height: layout.height, width: layout.width };
+    let _timer = crate::profile::phase("sampling");
     sampler::sample_image(&engine.llada, &engine.special, layout, settings, &mut bridge)
 }
 

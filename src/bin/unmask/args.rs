@@ -9,6 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// At the end, print one JSON object on stderr: wall time per phase,
+    /// forwards, tokens computed and bytes copied from the device per step
+    #[arg(long, global = true)]
+    pub profile: bool,
 }
 
 #[derive(Subcommand)]

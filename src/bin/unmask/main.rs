@@ -10,7 +10,19 @@ use clap::Parser;
 fn main() -> ExitCode {
     unmask::alloc::keep_freed_buffers();
     let cli = args::Cli::parse();
-    match run::run(cli) {
+    let profile = cli.profile;
+    if profile {
+        unmask::profile::start();
+    }
+    let started = std::time::Instant::now();
+    let result = run::run(cli);
+    if let Some(p) = unmask::profile::finish().filter(|_| profile) {
+        let mut v = serde_json::to_value(&p).unwrap_or_default();
+        v["wall_ms"] = (started.elapsed().as_secs_f64() * 1e3).into();
+        v["ok"] = result.is_ok().into();
+        eprintln!("{v}");
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
