@@ -231,8 +231,11 @@ fn profile_reports_phases_forwards_and_device_copies() {
     assert_eq!(n("forwards"), 14);
     assert_eq!(n("tokens") % 7, 0, "the same two sequence lengths every step");
     assert!(n("tokens") / 14 > 6 * 11, "a sequence holds the 6 x 10 grid and its newlines");
-    // today the sampler copies every masked cell's 64 codebook logits per branch
-    assert!(n("device_to_host_bytes") > 0 && n("device_to_host_bytes") <= 7 * 60 * 64 * 4 * 2);
+    // greedy sampling runs on the device: a code and a confidence per masked cell come back
+    // (8 bytes), not its 64 codebook logits per branch (512 bytes)
+    let per_step = v["device_to_host_bytes_per_step"].as_f64().unwrap();
+    assert!(per_step > 0.0 && per_step <= 64.0 * 60.0, "{per_step} bytes a step for at most 60 masked cells");
+    assert!(n("device_to_host_bytes") <= 7 * (60 * 8 + 4));
     for phase in ["sampling", "forwards", "decode"] {
         assert!(v["phases_ms"][phase].as_f64().is_some(), "{phase}: {v}");
     }

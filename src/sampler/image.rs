@@ -12,6 +12,7 @@ use super::Control;
 use crate::bundle::SpecialTokens;
 use crate::error::{Error, Result};
 use crate::model::{BranchCache, CodeGrid, Llada};
+use candle_core::Tensor;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CacheSettings {
@@ -110,17 +111,14 @@ impl Branch {
 
     /// Codebook logits at the masked cells, row-major `[masked, K]`, plus (with
     /// a cache) the max-logit of every position for choosing what to recompute.
-    fn logits(&mut self, llada: &Llada, target: &[u32], masked: &[usize], full: bool, cb: std::ops::Range<usize>) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    fn logits(&mut self, llada: &Llada, target: &[u32], masked: &[usize], full: bool, cb: std::ops::Range<usize>) -> Result<(Tensor, Option<Vec<f32>>)> {
         let mut seq = self.prefix.clone();
         seq.extend_from_slice(target);
         let rows: Vec<usize> = masked.iter().map(|&m| self.prefix.len() + m).collect();
         match &mut self.cache {
             None => {
                 let h = llada.hidden(&seq)?;
-                let l = llada.head(&h, Some(&rows), cb)?;
-                let v = l.flatten_all()?.to_vec1::<f32>()?;
-                crate::profile::device_to_host(v.len() * 4);
-                Ok((v, None))
+                Ok((llada.head(&h, Some(&rows), cb)?, None))
             }
             Some(cache) => {
                 let all = if full {
@@ -128,12 +126,11 @@ impl Branch {
                 } else {
                     llada.forward_partial(&seq, &self.recompute, cache)?
                 };
+                // each position's max logit chooses what the cache recomputes (host side)
                 let maxes = all.max(1)?.to_vec1::<f32>()?;
+                crate::profile::device_to_host(maxes.len() * 4);
                 let idx = candle_core::Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), rows.len(), all.device())?;
-                let l = all.index_select(&idx, 0)?;
-                let v = l.flatten_all()?.to_vec1::<f32>()?;
-                crate::profile::device_to_host((v.len() + maxes.len()) * 4);
-                Ok((v, Some(maxes)))
+                Ok((all.index_select(&idx, 0)?, Some(maxes)))
             }
         }
     }
@@ -185,43 +182,36 @@ pub fn sample_image(
         let target = layout.target(special, &cells);
         let masked_pos: Vec<usize> = masked_cells.iter().map(|&i| layout.cell_offset(i)).collect();
 
+        // guidance on the model's device, in the release's f32 order
         let (c, c_max) = cond.logits(llada, &target, &masked_pos, full, cb.clone())?;
         let mut logits = c.clone();
         let mut maxes = vec![(0usize, c_max)];
         if let Some(b) = text_free.as_mut() {
             let (u, u_max) = b.logits(llada, &target, &masked_pos, full, cb.clone())?;
             let g = settings.cfg;
-            if edit_form {
-                logits.iter_mut().zip(&c).zip(&u).for_each(|((l, c), u)| *l += g * (c - u));
+            logits = if edit_form {
+                (&logits + ((&c - &u)? * g as f64)?)?
             } else {
-                // the release's text-to-image form, (1+g)c - gu, in the same f32 order
-                logits.iter_mut().zip(&c).zip(&u).for_each(|((l, c), u)| *l = (1.0 + g) * c - g * u);
-            }
+                // the release's text-to-image form, (1+g)c - gu
+                ((&c * (1.0 + g) as f64)? - (&u * g as f64)?)?
+            };
             maxes.push((1, u_max));
         }
         if let Some(b) = image_free.as_mut() {
             let (u, u_max) = b.logits(llada, &target, &masked_pos, full, cb.clone())?;
-            let g = settings.cfg_img;
-            logits.iter_mut().zip(&c).zip(&u).for_each(|((l, c), u)| *l += g * (c - u));
+            logits = (&logits + ((&c - &u)? * settings.cfg_img as f64)?)?;
             maxes.push((2, u_max));
         }
 
-        // damaged weights (NaN or Inf) would pick code 0 everywhere and exit 0
-        if logits.iter().any(|v| !v.is_finite()) {
-            return Err(non_finite());
-        }
         // choose a code and its confidence for every masked cell
-        let mut confs = Vec::with_capacity(masked_cells.len());
+        let (picks, confs) = if settings.temperature > 0.0 {
+            pick_on_host(&logits, k, settings.temperature, &mut rng)?
+        } else {
+            pick_on_device(&logits)?
+        };
         for (j, &cell) in masked_cells.iter().enumerate() {
-            let row = &logits[j * k..(j + 1) * k];
-            let pick = choose(row, settings.temperature, &mut rng);
-            let mut conf = log_softmax_at(row, pick).max(1e-20f32.ln());
-            if settings.temperature > 0.0 {
-                conf += settings.temperature * gumbel(&mut rng);
-            }
-            confs.push(conf);
-            guess[cell] = pick as u32;
-            cells[cell] = Some(pick as u32);
+            guess[cell] = picks[j];
+            cells[cell] = Some(picks[j]);
         }
         // re-mask the `keep` least confident: exactly those below the keep-th smallest
         let mut sorted = confs.clone();
@@ -262,6 +252,42 @@ pub fn sample_image(
     Ok(CodeGrid { height: layout.height, width: layout.width, codes: cells.into_iter().map(|c| c.unwrap_or(0)).collect() })
 }
 
+
+/// Greedy choice on the model's device: the argmax and its log-softmax come
+/// back, one code and one confidence per masked cell (8 bytes), not the
+/// cell's codebook logits (4 K bytes per branch).
+fn pick_on_device(logits: &Tensor) -> Result<(Vec<u32>, Vec<f32>)> {
+    // damaged weights (NaN or Inf) would pick code 0 everywhere and exit 0
+    let total = logits.sum_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+    if !total.is_finite() {
+        return Err(non_finite());
+    }
+    let picks = logits.argmax_keepdim(1)?;
+    let conf = candle_nn::ops::log_softmax(logits, 1)?.gather(&picks, 1)?;
+    let picks = picks.flatten_all()?.to_vec1::<u32>()?;
+    let floor = 1e-20f32.ln();
+    let confs: Vec<f32> = conf.flatten_all()?.to_vec1::<f32>()?.into_iter().map(|c| c.max(floor)).collect();
+    crate::profile::device_to_host(picks.len() * 8 + 4);
+    Ok((picks, confs))
+}
+
+/// Gumbel-max at temperature > 0, on the host: the noise comes from the
+/// seeded generator, so a seed gives the same image on every device.
+fn pick_on_host(logits: &Tensor, k: usize, temperature: f32, rng: &mut StdRng) -> Result<(Vec<u32>, Vec<f32>)> {
+    let host = logits.flatten_all()?.to_vec1::<f32>()?;
+    crate::profile::device_to_host(host.len() * 4);
+    if host.iter().any(|v| !v.is_finite()) {
+        return Err(non_finite());
+    }
+    let (mut picks, mut confs) = (Vec::with_capacity(host.len() / k), Vec::with_capacity(host.len() / k));
+    for row in host.chunks_exact(k) {
+        let pick = choose(row, temperature, rng);
+        let conf = log_softmax_at(row, pick).max(1e-20f32.ln()) + temperature * gumbel(rng);
+        picks.push(pick as u32);
+        confs.push(conf);
+    }
+    Ok((picks, confs))
+}
 
 /// `log(softmax(row)[i])`.
 fn log_softmax_at(row: &[f32], i: usize) -> f32 {
