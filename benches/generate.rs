@@ -48,5 +48,10 @@ fn main() {
     let uncond: Vec<u32> = (0..28).map(|i| 20 + i * 7 % 900).collect();
     let layout = ImageLayout { cond: prompt, text_free: Some(uncond), image_free: None, height: 32, width: 32, cells: vec![None; 1024] };
     let base = ImageSettings { steps: 16, cfg: 4.0, temperature: 1.0, seed: 1, ..Default::default() };
-    compare("mid-size 32x32", &model, &special, &layout, base, CacheSettings::default(), 1);
+    compare("mid-size 32x32", &model, &special, &layout, base.clone(), CacheSettings::default(), 1);
+    // greedy: the pick runs on the model's device (temperature > 0 picks on the host)
+    let greedy = ImageSettings { temperature: 0.0, ..base.clone() };
+    let t_greedy = time(&model, &special, &layout, &greedy, 3);
+    let t_host = time(&model, &special, &layout, &base, 3);
+    println!("mid-size 32x32, 16 steps, cfg 4: greedy {t_greedy:.0} ms, temperature 1 {t_host:.0} ms, ratio x{:.2}", t_host / t_greedy);
 }
