@@ -5,10 +5,11 @@
 
 mod common;
 
+use common::{greedy, grid};
+
 use candle_core::{Device, Tensor};
-use unmask::crop::Context;
 use unmask::model::BranchCache;
-use unmask::sampler::{self, CacheSettings, ImageSettings, Prompter, Quiet, TextSettings};
+use unmask::sampler::{self, Prompter, Quiet};
 use unmask::tasks::{self, FitMode, Job, Output};
 use unmask::{DeviceChoice, Engine};
 
@@ -34,24 +35,7 @@ fn ids(t: &Tensor) -> Vec<u32> {
     t.to_dtype(candle_core::DType::I64).unwrap().to_vec1::<i64>().unwrap().iter().map(|&v| v as u32).collect()
 }
 
-fn grid(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as u32)).collect()
-}
 
-fn greedy(case: &serde_json::Value) -> ImageSettings {
-    ImageSettings {
-        steps: case["steps"].as_u64().unwrap() as usize,
-        cfg: case["cfg"].as_f64().unwrap() as f32,
-        cfg_img: case["cfg_img"].as_f64().unwrap() as f32,
-        temperature: 0.0,
-        seed: 0,
-        cache: case.get("cache").map(|c| CacheSettings {
-            ratio: c["cache_ratio"].as_f64().unwrap(),
-            warmup_ratio: c["warmup_ratio"].as_f64().unwrap(),
-            refresh_interval: c["refresh_interval"].as_u64().unwrap() as usize,
-        }),
-    }
-}
 
 #[test]
 fn chunked_forwards_equal_the_unchunked_ones() {
@@ -96,19 +80,8 @@ fn golden_cases_stay_exact_with_chunked_attention() {
         assert_eq!(out.codes, grid(&case["codes"]), "{name}");
     }
     let image = unmask::image_io::open_rgb(&common::case("input.png")).unwrap();
-    let mask = unmask::image_io::open(&common::case("mask.png")).unwrap().to_luma8();
     let case = &cases["inpaint"];
-    let job = Job::Inpaint {
-        prompt: case["prompt"].as_str().unwrap().into(),
-        image: image.clone(),
-        mask,
-        codes: None,
-        grow: 0,
-        feather: 0.0,
-        context: Context::Whole,
-        content: None,
-        settings: greedy(case),
-    };
+    let job = common::golden_inpaint_job();
     let Output::Image { codes, .. } = tasks::run(&e, &job, &mut Quiet).unwrap() else { panic!() };
     assert_eq!(codes.unwrap().codes, grid(&case["codes"]), "inpaint");
     let case = &cases["edit"];
@@ -116,18 +89,7 @@ fn golden_cases_stay_exact_with_chunked_attention() {
     let Output::Image { codes, .. } = tasks::run(&e, &job, &mut Quiet).unwrap() else { panic!() };
     assert_eq!(codes.unwrap().codes, grid(&case["codes"]), "edit");
     let case = &cases["mmu"];
-    let job = Job::Ask {
-        question: case["question"].as_str().unwrap().into(),
-        image,
-        fit: FitMode::Native,
-        gen_length: case["gen_length"].as_u64().unwrap() as usize,
-        settings: TextSettings {
-            steps: case["steps"].as_u64().unwrap() as usize,
-            block_length: case["block_length"].as_u64().unwrap() as usize,
-            temperature: 0.0,
-            seed: 0,
-        },
-    };
+    let job = common::golden_ask_job();
     let Output::Answer { ids, .. } = tasks::run(&e, &job, &mut Quiet).unwrap() else { panic!() };
     let want: Vec<u32> = case["answer_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     assert_eq!(ids, want, "mmu");

@@ -2,10 +2,11 @@
 
 mod common;
 
+use common::{greedy, grid};
+
 use std::cell::RefCell;
 
-use unmask::sampler::{self, CacheSettings, Callbacks, ImageSettings, Prompter, TextSettings};
-use unmask::crop::Context;
+use unmask::sampler::{self, Callbacks, Prompter};
 use unmask::tasks::{self, FitMode, Job, Output};
 use unmask::{DeviceChoice, Engine};
 
@@ -13,28 +14,11 @@ fn engine() -> Engine {
     Engine::load(common::fixture_model(), DeviceChoice::Cpu).expect("load fixture bundle")
 }
 
-fn grid(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as u32)).collect()
-}
 
 fn counts(v: &serde_json::Value) -> Vec<usize> {
     v.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as usize).collect()
 }
 
-fn greedy(case: &serde_json::Value) -> ImageSettings {
-    ImageSettings {
-        steps: case["steps"].as_u64().unwrap() as usize,
-        cfg: case["cfg"].as_f64().unwrap() as f32,
-        cfg_img: case["cfg_img"].as_f64().unwrap() as f32,
-        temperature: 0.0,
-        seed: 0,
-        cache: case.get("cache").map(|c| CacheSettings {
-            ratio: c["cache_ratio"].as_f64().unwrap(),
-            warmup_ratio: c["warmup_ratio"].as_f64().unwrap(),
-            refresh_interval: c["refresh_interval"].as_u64().unwrap() as usize,
-        }),
-    }
-}
 
 /// Runs a text-to-image case, checking the final codes and the per-step counts.
 fn check_t2i(name: &str) {
@@ -78,19 +62,7 @@ fn inpaint_keeps_outside_cells_and_matches_codes() {
     let cases = common::cases_json();
     let case = &cases["inpaint"];
     let image = unmask::image_io::open_rgb(&common::case("input.png")).unwrap();
-    let mask = unmask::image_io::open(&common::case("mask.png")).unwrap().to_luma8();
-    let job = Job::Inpaint {
-        prompt: case["prompt"].as_str().unwrap().into(),
-        image: image.clone(),
-        mask,
-        codes: None,
-        grow: 0,
-        feather: 0.0,
-        // the golden case is the whole image at scale 1
-        context: Context::Whole,
-        content: None,
-        settings: greedy(case),
-    };
+    let job = common::golden_inpaint_job();
     let steps = RefCell::new(Vec::new());
     let mut cb = Callbacks::new().on_image(|s| steps.borrow_mut().push(s.unmasked));
     let Output::Image { codes, image: out, .. } = tasks::run(&e, &job, &mut cb).unwrap() else { panic!("image expected") };
@@ -131,19 +103,7 @@ fn understanding_matches_answer() {
     let e = engine();
     let cases = common::cases_json();
     let case = &cases["mmu"];
-    let image = unmask::image_io::open_rgb(&common::case("input.png")).unwrap();
-    let job = Job::Ask {
-        question: case["question"].as_str().unwrap().into(),
-        image,
-        fit: FitMode::Native,
-        gen_length: case["gen_length"].as_u64().unwrap() as usize,
-        settings: TextSettings {
-            steps: case["steps"].as_u64().unwrap() as usize,
-            block_length: case["block_length"].as_u64().unwrap() as usize,
-            temperature: 0.0,
-            seed: 0,
-        },
-    };
+    let job = common::golden_ask_job();
     let reports = RefCell::new(0usize);
     let mut cb = Callbacks::new().on_text(|_| *reports.borrow_mut() += 1);
     let Output::Answer { text, ids } = tasks::run(&e, &job, &mut cb).unwrap() else { panic!("answer expected") };

@@ -59,3 +59,59 @@ fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
         }
     }
 }
+
+/// A golden case's code grid, row-major.
+pub fn grid(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|c| c.as_u64().unwrap() as u32)).collect()
+}
+
+/// A golden image case's settings, greedy (temperature 0, seed 0).
+pub fn greedy(case: &serde_json::Value) -> unmask::sampler::ImageSettings {
+    unmask::sampler::ImageSettings {
+        steps: case["steps"].as_u64().unwrap() as usize,
+        cfg: case["cfg"].as_f64().unwrap() as f32,
+        cfg_img: case["cfg_img"].as_f64().unwrap() as f32,
+        temperature: 0.0,
+        seed: 0,
+        cache: case.get("cache").map(|c| unmask::sampler::CacheSettings {
+            ratio: c["cache_ratio"].as_f64().unwrap(),
+            warmup_ratio: c["warmup_ratio"].as_f64().unwrap(),
+            refresh_interval: c["refresh_interval"].as_u64().unwrap() as usize,
+        }),
+    }
+}
+
+/// The golden `inpaint` case as a job: the whole image at scale 1.
+pub fn golden_inpaint_job() -> unmask::tasks::Job {
+    let cases = cases_json();
+    let case = &cases["inpaint"];
+    unmask::tasks::Job::Inpaint {
+        prompt: case["prompt"].as_str().unwrap().into(),
+        image: unmask::image_io::open_rgb(&self::case("input.png")).unwrap(),
+        mask: unmask::image_io::open(&self::case("mask.png")).unwrap().to_luma8(),
+        codes: None,
+        grow: 0,
+        feather: 0.0,
+        context: unmask::crop::Context::Whole,
+        content: None,
+        settings: greedy(case),
+    }
+}
+
+/// The golden `mmu` case as a job.
+pub fn golden_ask_job() -> unmask::tasks::Job {
+    let cases = cases_json();
+    let case = &cases["mmu"];
+    unmask::tasks::Job::Ask {
+        question: case["question"].as_str().unwrap().into(),
+        image: unmask::image_io::open_rgb(&self::case("input.png")).unwrap(),
+        fit: unmask::tasks::FitMode::Native,
+        gen_length: case["gen_length"].as_u64().unwrap() as usize,
+        settings: unmask::sampler::TextSettings {
+            steps: case["steps"].as_u64().unwrap() as usize,
+            block_length: case["block_length"].as_u64().unwrap() as usize,
+            temperature: 0.0,
+            seed: 0,
+        },
+    }
+}
