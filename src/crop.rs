@@ -244,7 +244,7 @@ impl Planner {
         let fit = (self.work.area as f64 / b.area()).sqrt();
         let limit = if self.context == Context::Whole { 1.0 } else { self.work.max_upscale };
         let s = fit.min(limit);
-        if s >= 1.0 - 1e-9 && s <= 1.0 + 1e-9 {
+        if (s - 1.0).abs() < 1e-9 {
             // scale 1: pad to whole cells (edge replication, as for the whole
             // image), no resampling
             let (cw, ch) = (b.w.div_ceil(f) * f, b.h.div_ceil(f) * f);

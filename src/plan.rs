@@ -26,14 +26,19 @@ pub fn lumina_dimoo_8b() -> (LladaConfig, VqConfig, usize) {
         rms_norm_eps: 1e-5,
         weight_tying: false,
     };
-    let vq: VqConfig = serde_json::from_value(serde_json::json!({
-        "block_out_channels": [128, 256, 256, 512, 768],
-        "layers_per_block": 2,
-        "latent_channels": 64,
-        "num_vq_embeddings": 8192,
-        "norm_num_groups": 32
-    }))
-    .expect("a valid VQ config");
+    let vq = VqConfig {
+        block_out_channels: vec![128, 256, 256, 512, 768],
+        layers_per_block: 2,
+        latent_channels: 64,
+        num_vq_embeddings: 8192,
+        norm_num_groups: 32,
+        in_channels: 3,
+        out_channels: 3,
+        norm_type: Some("group".into()),
+        mid_block_add_attention: Some(false),
+        vq_embed_dim: None,
+        act_fn: Some("silu".into()),
+    };
     (cfg, vq, 8192)
 }
 

@@ -124,8 +124,6 @@ pub struct Studio {
     variants_doc: Option<u64>,
     /// Open documents other than `doc` (tabs).
     pub background: Vec<Document>,
-    /// Where and at what size the model worked in the last run.
-    pub last_work: Option<unmask::tasks::Work>,
     pub notices: Vec<Notice>,
     /// Set while the user holds the compare key.
     pub comparing: bool,
@@ -169,7 +167,6 @@ impl Studio {
             variants: Vec::new(),
             variants_doc: None,
             background: Vec::new(),
-            last_work: None,
             notices: Vec::new(),
             comparing: false,
             confirm_close: false,
@@ -523,27 +520,18 @@ impl Studio {
     }
 
     fn add_result(&mut self, v: Version, doc_id: Option<u64>) {
-        let Some(id) = doc_id else {
-            // a sketch opens as its own document; the open one waits in its tab
-            let mut d = Document::new(v.image.clone(), None, "sketch");
-            d.versions[0] = v;
-            d.dirty = true;
-            self.push_document(d);
-            return;
-        };
-        if self.doc.as_ref().is_some_and(|d| d.id == id) {
-            if let Some(d) = self.doc.as_mut() {
-                d.add_version(v);
+        let target = doc_id.and_then(|id| self.doc.iter_mut().chain(self.background.iter_mut()).find(|d| d.id == id));
+        match target {
+            Some(d) => d.add_version(v),
+            // a sketch opens as its own document (the open one waits in its
+            // tab), and so does a result whose document was closed meanwhile
+            None => {
+                let label = if doc_id.is_none() { "sketch" } else { "result" };
+                let mut d = Document::new(v.image.clone(), None, label);
+                d.versions[0] = v;
+                d.dirty = true;
+                self.push_document(d);
             }
-        } else if let Some(d) = self.background.iter_mut().find(|d| d.id == id) {
-            d.add_version(v);
-        }
-        // a document closed meanwhile: the result has nowhere to go but a new one
-        else {
-            let mut d = Document::new(v.image.clone(), None, "result");
-            d.versions[0] = v;
-            d.dirty = true;
-            self.push_document(d);
         }
     }
 
@@ -744,8 +732,7 @@ impl Studio {
     fn finish(&mut self, id: JobId, output: Output) {
         let seed = self.run.as_ref().and_then(|r| r.jobs.iter().find(|j| j.0 == id)).map(|j| j.1);
         match output {
-            Output::Image { image, codes, parameters, work } => {
-                self.last_work = Some(work);
+            Output::Image { image, codes, parameters, .. } => {
                 let label = match self.run.as_ref().map(|r| r.kind) {
                     Some(RunKind::Sketch) => "sketch",
                     Some(RunKind::Edit) => "edit",

@@ -75,16 +75,7 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 format!("the default size {width}x{height} (set --width and --height)")
             };
-            let f = d.vq_factor;
-            for (flag, v) in [("--width", width), ("--height", height)] {
-                if v == 0 || v % f != 0 || v > image_io::MAX_SIDE as usize {
-                    return Err(Error::invalid(format!(
-                        "{flag} {v}{}: use a multiple of {f} from {f} to {}",
-                        if given { "" } else { " (the default)" },
-                        image_io::MAX_SIDE as usize / f * f
-                    )));
-                }
-            }
+            check_sides(width, height, d.vq_factor, if given { "" } else { " (the default)" })?;
             let settings = image_settings(&engine, &sampling, false)?;
             tasks::budget::check_generate(&engine, &prompt, width, height, &settings, &label)?;
             finish_image(&engine, Job::Generate { prompt, width, height, settings }, &out)
@@ -195,11 +186,7 @@ fn plan_cmd(
     let f = vq.factor();
     let width = width.or(defaults.0).unwrap_or(1024);
     let height = height.or(defaults.1).unwrap_or(1024);
-    for (flag, v) in [("--width", width), ("--height", height)] {
-        if v == 0 || v % f != 0 || v > image_io::MAX_SIDE as usize {
-            return Err(Error::invalid(format!("{flag} {v}: use a multiple of {f} from {f} to {}", image_io::MAX_SIDE as usize / f * f)));
-        }
-    }
+    check_sides(width, height, f, "")?;
     let cfg = cfg.or(defaults.2).unwrap_or(4.0);
     let req = plan::Request {
         width,
@@ -289,6 +276,17 @@ fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<Image
     }
     settings.check()?;
     Ok(settings)
+}
+
+/// `--width` and `--height`: positive multiples of the VQ factor `f` within the
+/// largest side; `note` follows the value in the message (" (the default)").
+fn check_sides(width: usize, height: usize, f: usize, note: &str) -> Result<()> {
+    for (flag, v) in [("--width", width), ("--height", height)] {
+        if v == 0 || v % f != 0 || v > image_io::MAX_SIDE as usize {
+            return Err(Error::invalid(format!("{flag} {v}{note}: use a multiple of {f} from {f} to {}", image_io::MAX_SIDE as usize / f * f)));
+        }
+    }
+    Ok(())
 }
 
 /// The feather in pixels: half a cell unless given; a finite number >= 0.
