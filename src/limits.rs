@@ -3,7 +3,8 @@
 //! needs before any work, and refused with the largest value that would fit.
 //!
 //! The budget is what the machine has available when the request is checked
-//! (the loaded weights already excluded), times 0.8; `UNMASK_MEMORY_LIMIT`
+//! (the loaded weights already excluded; under `ulimit -v`, what is left of
+//! the address space if that is less), times 0.8; `UNMASK_MEMORY_LIMIT`
 //! (bytes, or with a K/M/G suffix) sets it instead. The estimates are upper
 //! bounds calibrated on this CPU build (measured peaks in the comments); they
 //! follow what each part materialises:
@@ -25,7 +26,23 @@ pub fn budget() -> u64 {
     if let Some(b) = std::env::var("UNMASK_MEMORY_LIMIT").ok().and_then(|v| parse_bytes(&v)) {
         return b;
     }
-    available().map(|a| a / 10 * 8).unwrap_or(8 << 30)
+    let mem = available().unwrap_or(8 << 30);
+    // under an address-space limit (`ulimit -v`) an allocation past it aborts
+    // the process: what is left of it bounds the budget too
+    let room = address_space_left().map_or(mem, |a| a.min(mem));
+    room / 10 * 8
+}
+
+/// `RLIMIT_AS` minus this process's current virtual size, when a limit is set.
+fn address_space_left() -> Option<u64> {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit only writes the struct we pass
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut l) } != 0 || l.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmSize:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((l.rlim_cur as u64).saturating_sub(kb * 1024))
 }
 
 /// `MemAvailable` of /proc/meminfo, in bytes.
