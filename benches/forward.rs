@@ -17,6 +17,20 @@ fn main() {
         model.hidden(&ids).expect("forward");
     });
     println!("unmask (candle f32, {threads} threads): forward of {tokens} tokens: {ms:.1} ms, {:.0} tokens/s", tokens as f64 / ms * 1e3);
+    // two guidance branches (the second 12 tokens shorter): one after the
+    // other vs one packed forward (`-- batch-only` stops after this)
+    let short = &ids[12..];
+    let seq_ms = common::median_ms(3, || {
+        model.hidden(&ids).expect("forward");
+        model.hidden(short).expect("forward");
+    });
+    let batch_ms = common::median_ms(3, || {
+        model.hidden_batch(&[&ids, short]).expect("forward");
+    });
+    println!("two branches: one after the other {seq_ms:.1} ms, batched {batch_ms:.1} ms, ratio x{:.2}", seq_ms / batch_ms);
+    if std::env::args().any(|a| a == "batch-only") {
+        return;
+    }
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/forward_torch.py");
     match Command::new("python3").arg(script).arg(tokens.to_string()).arg(threads.to_string()).output() {

@@ -8,7 +8,7 @@ mod common;
 
 use unmask::bundle::SpecialTokens;
 use unmask::model::Llada;
-use unmask::sampler::{sample_image, CacheSettings, ImageLayout, ImageSettings, Prompter, Quiet};
+use unmask::sampler::{sample_image, sample_image_with, CacheSettings, ImageLayout, ImageSettings, Prompter, Quiet, SamplerOptions};
 use unmask::{DeviceChoice, Engine};
 
 fn time(llada: &Llada, special: &SpecialTokens, layout: &ImageLayout, s: &ImageSettings, reps: usize) -> f64 {
@@ -48,10 +48,40 @@ fn main() {
     let uncond: Vec<u32> = (0..28).map(|i| 20 + i * 7 % 900).collect();
     let layout = ImageLayout { cond: prompt, text_free: Some(uncond), image_free: None, height: 32, width: 32, cells: vec![None; 1024] };
     let base = ImageSettings { steps: 16, cfg: 4.0, temperature: 1.0, seed: 1, ..Default::default() };
-    compare("mid-size 32x32", &model, &special, &layout, base.clone(), CacheSettings::default(), 1);
+    // `cargo bench --bench generate -- issue17`: only the comparison at the end
+    let only_issue17 = std::env::args().any(|a| a == "issue17");
+    if !only_issue17 {
+        compare("mid-size 32x32", &model, &special, &layout, base.clone(), CacheSettings::default(), 1);
+    }
     // greedy: the pick runs on the model's device (temperature > 0 picks on the host)
     let greedy = ImageSettings { temperature: 0.0, ..base.clone() };
+    if !only_issue17 {
     let t_greedy = time(&model, &special, &layout, &greedy, 3);
     let t_host = time(&model, &special, &layout, &base, 3);
     println!("mid-size 32x32, 16 steps, cfg 4: greedy {t_greedy:.0} ms, temperature 1 {t_host:.0} ms, ratio x{:.2}", t_host / t_greedy);
+    }
+
+    // issue 17: the sampler before it (a forward per branch, greedy picks on
+    // the host) vs now (one batched forward a step, picks on the device);
+    // same codes, CPU time as a ratio, device-to-host bytes per step
+    let before = SamplerOptions { batch_branches: false, host_pick: true };
+    let now = SamplerOptions::default();
+    // (8 steps, one timed run after a warm-up: each run is tens of seconds on 2 cores)
+    for cache in [None, Some(CacheSettings::default())] {
+        let s = ImageSettings { steps: 8, cache, ..greedy.clone() };
+        let run = |o: SamplerOptions| {
+            unmask::profile::start();
+            let t0 = std::time::Instant::now();
+            let g = sample_image_with(&model, &special, &layout, &s, o, &mut Quiet).expect("sample");
+            (g, unmask::profile::finish().expect("profile"), t0.elapsed().as_secs_f64() * 1e3)
+        };
+        run(now); // warm-up
+        let ((a, pa, t_before), (b, pb, t_now)) = (run(before), run(now));
+        assert_eq!(a.codes, b.codes, "the same codes both ways");
+        println!(
+            "mid-size 32x32, 8 steps, cfg 4, greedy, {}: before {t_before:.0} ms ({} forwards, {:.0} B/step to host), now {t_now:.0} ms ({} forwards, {:.0} B/step), speed-up x{:.2}",
+            if cache.is_some() { "ML-Cache" } else { "no cache" },
+            pa.forwards, pa.device_to_host_bytes_per_step, pb.forwards, pb.device_to_host_bytes_per_step, t_before / t_now
+        );
+    }
 }

@@ -123,7 +123,8 @@ impl ImageRequest {
 pub struct Breakdown {
     pub weights: u64,
     pub vq_weights: u64,
-    /// One forward's hidden states and MLP intermediates.
+    /// One step's hidden states and MLP intermediates (the guidance
+    /// branches run as one batch, so every branch's at once).
     pub activations: u64,
     /// One layer's attention scores and softmax (chunked under the bound).
     pub attention: u64,
@@ -151,7 +152,7 @@ pub fn image_breakdown(cfg: &LladaConfig, vq: &VqConfig, r: &ImageRequest, codeb
     let f = vq.factor();
     let (h, d, m) = (cfg.n_heads as u64, cfg.d_model as u64, cfg.mlp_hidden as u64);
     Breakdown {
-        activations: t * (8 * d + 3 * m) * dtype_bytes,
+        activations: t * (8 * d + 3 * m) * dtype_bytes * r.branches.max(1) as u64,
         attention: (3 * h * t * t * dtype_bytes).min(attention_bytes / 2 * 3),
         logits: (r.grid_h * r.grid_w * codebook * 4 * r.branches) as u64,
         cache: if r.cache { cache_bytes(cfg, r.tokens(), r.branches, codebook, dtype_bytes) } else { 0 },

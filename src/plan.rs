@@ -114,7 +114,7 @@ impl Plan {
         let rows = [
             ("transformer weights", p.weights, format!("{:.2} B parameters", self.parameters as f64 / 1e9)),
             ("VQ-VAE weights", p.vq_weights, "f32".into()),
-            ("activations", p.activations, "one forward's hidden states and MLP".into()),
+            ("activations", p.activations, "one step's hidden states and MLP, branches batched".into()),
             ("attention workspace", p.attention, format!("scores + softmax, chunked under {}", g(self.attention_bytes))),
             ("logits", p.logits, "codebook logits of the masked cells, all branches".into()),
             ("ML-Cache", p.cache, "K/V of every layer and logits rows, all branches".into()),

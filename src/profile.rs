@@ -14,7 +14,7 @@ use serde::Serialize;
 pub struct Profile {
     /// Wall time per phase, milliseconds. `forwards` is inside `sampling`.
     pub phases_ms: BTreeMap<&'static str, f64>,
-    /// Transformer passes (one per guidance branch per step).
+    /// Transformer passes (one per step: the guidance branches run as one batch).
     pub forwards: u64,
     /// Positions computed over all forwards (ML-Cache partial passes count their rows).
     pub tokens: u64,

@@ -226,11 +226,12 @@ fn profile_reports_phases_forwards_and_device_copies() {
     let err = String::from_utf8_lossy(&out.stderr);
     let v: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
     let n = |k: &str| v[k].as_u64().unwrap();
-    // guidance: two forwards a step (conditional and text-free), each over its whole sequence
+    // guidance: one batched forward a step for both branches (conditional and
+    // text-free), each over its whole sequence
     assert_eq!(n("steps"), 7);
-    assert_eq!(n("forwards"), 14);
+    assert_eq!(n("forwards"), 7);
     assert_eq!(n("tokens") % 7, 0, "the same two sequence lengths every step");
-    assert!(n("tokens") / 14 > 6 * 11, "a sequence holds the 6 x 10 grid and its newlines");
+    assert!(n("tokens") / 7 > 2 * 6 * 11, "two sequences, each holding the 6 x 10 grid and its newlines");
     // greedy sampling runs on the device: a code and a confidence per masked cell come back
     // (8 bytes), not its 64 codebook logits per branch (512 bytes)
     let per_step = v["device_to_host_bytes_per_step"].as_f64().unwrap();

@@ -174,7 +174,7 @@ fn quality_answers_questions_about_a_rendered_scene() {
     let img = render(&scene, 48);
     let g = e.bundle.defaults.gen_length.unwrap();
     for (q, a) in [("what color is the triangle?", "purple"), ("how many shapes are there?", "two"), ("is there a star?", "no")] {
-        let job = Job::Ask { question: q.into(), image: img.clone(), fit: FitMode::Native, gen_length: g, settings: unmask::sampler::TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0 } };
+        let job = Job::Ask { question: q.into(), image: img.clone(), fit: FitMode::Native, gen_length: g, settings: unmask::sampler::TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0, cache: false } };
         match tasks::run(&e, &job, &mut unmask::sampler::Quiet).unwrap() {
             Output::Answer { text, .. } => assert_eq!(text.trim(), a, "{q}"),
             other => panic!("expected an answer, got {other:?}"),

@@ -1,6 +1,8 @@
-//! The ML-Cache state of one sampling branch (spec section 6): each layer's
-//! pre-RoPE K and V for every position, and the logits of every position over
-//! one vocabulary slice (the image codebook when sampling images).
+//! The ML-Cache state of the sampling branches run as one batch (spec section
+//! 6): each layer's pre-RoPE K and V for every position of every sequence
+//! (packed: sequence `b`'s rows start at `offsets()[b]`), and the logits of every
+//! position over one vocabulary slice (the image codebook when sampling
+//! images). The text cache keeps K and V only.
 
 use std::ops::Range;
 
@@ -9,37 +11,48 @@ use candle_core::Tensor;
 use crate::error::{Error, Result};
 
 pub struct BranchCache {
-    vocab: Range<usize>,
+    vocab: Option<Range<usize>>,
     k: Vec<Option<Tensor>>,
     v: Vec<Option<Tensor>>,
     logits: Option<Tensor>,
-    len: Option<usize>,
+    lens: Option<Vec<usize>>,
 }
 
 impl BranchCache {
+    /// K/V and the logits over `vocab`.
     pub fn new(vocab: Range<usize>) -> Self {
-        Self { vocab, k: Vec::new(), v: Vec::new(), logits: None, len: None }
+        Self { vocab: Some(vocab), k: Vec::new(), v: Vec::new(), logits: None, lens: None }
     }
 
-    pub fn vocab(&self) -> Range<usize> {
+    /// K/V only (the text sampler's cache reads logits at a few rows itself).
+    pub fn kv_only() -> Self {
+        Self { vocab: None, k: Vec::new(), v: Vec::new(), logits: None, lens: None }
+    }
+
+    pub fn vocab(&self) -> Option<Range<usize>> {
         self.vocab.clone()
     }
 
-    /// Sequence length the cache holds, `None` when empty.
-    pub fn len(&self) -> Option<usize> {
-        self.len
+    /// The lengths of the sequences the cache holds, `None` when empty.
+    pub fn lens(&self) -> Option<&[usize]> {
+        self.lens.as_deref()
+    }
+
+    /// Where each sequence's rows start in the packed K/V and logits.
+    pub fn offsets(&self) -> Vec<usize> {
+        super::llada::starts(self.lens().unwrap_or_default())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len.is_none()
+        self.lens.is_none()
     }
 
-    /// Drops everything (a full refresh step rebuilds it).
-    pub fn reset(&mut self, layers: usize) {
+    /// Drops everything and expects sequences of `lens` (a full step rebuilds it).
+    pub(crate) fn reset(&mut self, layers: usize, lens: Vec<usize>) {
         self.k = vec![None; layers];
         self.v = vec![None; layers];
         self.logits = None;
-        self.len = None;
+        self.lens = Some(lens);
     }
 
     pub fn logits(&self) -> Result<&Tensor> {
@@ -63,9 +76,8 @@ impl BranchCache {
         Ok((ck, cv))
     }
 
-    pub(crate) fn set_logits(&mut self, logits: Tensor, len: usize) {
+    pub(crate) fn set_logits(&mut self, logits: Tensor) {
         self.logits = Some(logits);
-        self.len = Some(len);
     }
 
     pub(crate) fn write_logits(&mut self, index: &Tensor, rows: &Tensor) -> Result<Tensor> {

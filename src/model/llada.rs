@@ -121,8 +121,9 @@ impl Llada {
     /// Softmax attention of `q` `[1, H, n, D]` over `k`, `v` `[1, H, t, D]`,
     /// in chunks (see [`Llada::attention_split`]) so that no score tensor
     /// passes the bound.
-    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, n: usize, t: usize) -> candle_core::Result<Tensor> {
-        let nh = self.cfg.n_heads;
+    fn attention(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, nh, n, _) = q.dims4()?;
+        let t = k.dim(2)?;
         let (hc, rc) = self.attention_split(n, t);
         let one = |q: &Tensor, k: &Tensor, v: &Tensor| -> candle_core::Result<Tensor> {
             let probs = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
@@ -160,13 +161,23 @@ impl Llada {
 
     /// Full forward without a cache: logits `[T, vocab]` in f32.
     pub fn logits(&self, ids: &[u32]) -> Result<Tensor> {
-        let h = self.run(ids, None, None)?;
+        let h = self.hidden(ids)?;
         self.head(&h, None, 0..self.cfg.vocab)
     }
 
     /// Final-norm hidden states of every position, `[T, d_model]`.
     pub fn hidden(&self, ids: &[u32]) -> Result<Tensor> {
-        self.run(ids, None, None)
+        Ok(self.run(&[ids], None, None)?.0)
+    }
+
+    /// Final-norm hidden states of a batch of sequences run as one forward,
+    /// packed: `[sum of lengths, d_model]`, sequence `b`'s rows starting at
+    /// `offsets[b]` (the second value). Every matrix product with the weights
+    /// runs once over all rows; attention runs per sequence over its own keys,
+    /// so no padding is computed and each sequence gets what
+    /// [`Llada::hidden`] gives it alone (up to summation order).
+    pub fn hidden_batch(&self, seqs: &[&[u32]]) -> Result<(Tensor, Vec<usize>)> {
+        self.run(seqs, None, None)
     }
 
     /// The output head restricted to `rows` of `hidden` (all when `None`) and to
@@ -187,29 +198,76 @@ impl Llada {
     /// ML-Cache full step: runs every position, stores each layer's pre-RoPE
     /// K/V and the logits over the cache's vocabulary slice; returns those logits.
     pub fn forward_fill(&self, ids: &[u32], cache: &mut BranchCache) -> Result<Tensor> {
-        cache.reset(self.cfg.n_layers);
-        let h = self.run(ids, None, Some(cache))?;
-        let logits = self.head(&h, None, cache.vocab())?;
-        cache.set_logits(logits.clone(), ids.len());
-        Ok(logits)
+        self.forward_fill_batch(&[ids], cache)
     }
 
     /// ML-Cache partial step: runs only `positions` (sorted, current token ids,
     /// RoPE at their absolute positions) against all cached K/V, writes their
     /// K/V and logits into the cache and returns the merged logits `[T, slice]`.
     pub fn forward_partial(&self, ids: &[u32], positions: &[usize], cache: &mut BranchCache) -> Result<Tensor> {
-        if cache.len() != Some(ids.len()) {
-            return Err(Error::invalid("ML-Cache: partial step on a sequence the cache was not filled for"));
-        }
-        if positions.is_empty() {
+        self.forward_partial_batch(&[ids], &[positions], cache)
+    }
+
+    /// [`Llada::forward_fill`] for a batch (one cache holds every sequence):
+    /// logits `[sum of lengths, slice]`, packed as in [`Llada::hidden_batch`]
+    /// (the offsets: [`BranchCache::offsets`]).
+    pub fn forward_fill_batch(&self, seqs: &[&[u32]], cache: &mut BranchCache) -> Result<Tensor> {
+        let vocab = cache.vocab().ok_or_else(|| Error::invalid("ML-Cache: this cache keeps no logits"))?;
+        self.fill(seqs, cache)?;
+        let h = self.run(seqs, None, Some(cache))?.0;
+        let logits = self.head(&h, None, vocab)?;
+        cache.set_logits(logits.clone());
+        Ok(logits)
+    }
+
+    /// [`Llada::forward_partial`] for a batch: `positions[b]` are sequence
+    /// `b`'s (any may be empty); the merged logits `[sum of lengths, slice]`.
+    pub fn forward_partial_batch(&self, seqs: &[&[u32]], positions: &[&[usize]], cache: &mut BranchCache) -> Result<Tensor> {
+        let vocab = cache.vocab().ok_or_else(|| Error::invalid("ML-Cache: this cache keeps no logits"))?;
+        self.check_partial(seqs, positions, cache)?;
+        if positions.iter().all(|p| p.is_empty()) {
             return Ok(cache.logits()?.clone());
         }
-        if positions.iter().any(|&p| p >= ids.len()) {
-            return Err(Error::invalid("ML-Cache: position outside the sequence"));
+        let h = self.run(seqs, Some(positions), Some(cache))?.0;
+        let logits = self.head(&h, None, vocab)?;
+        let rows = cache_rows(positions, &cache.offsets());
+        cache.write_logits(&self.index_tensor(&rows)?, &logits)
+    }
+
+    /// Text cache full pass: like [`Llada::forward_fill`] but keeps only K/V
+    /// (a cache from [`BranchCache::kv_only`]); the hidden states `[T, d]`.
+    pub fn hidden_fill(&self, ids: &[u32], cache: &mut BranchCache) -> Result<Tensor> {
+        self.fill(&[ids], cache)?;
+        Ok(self.run(&[ids], None, Some(cache))?.0)
+    }
+
+    /// Text cache partial pass: runs `positions` against the cached K/V of
+    /// every other position, updates theirs, returns their hidden states `[n, d]`.
+    pub fn hidden_partial(&self, ids: &[u32], positions: &[usize], cache: &mut BranchCache) -> Result<Tensor> {
+        self.check_partial(&[ids], &[positions], cache)?;
+        if positions.is_empty() {
+            return Err(Error::invalid("text cache: a partial pass needs at least one position"));
         }
-        let h = self.run(ids, Some(positions), Some(cache))?;
-        let logits = self.head(&h, None, cache.vocab())?;
-        cache.write_logits(&self.index_tensor(positions)?, &logits)
+        Ok(self.run(&[ids], Some(&[positions]), Some(cache))?.0)
+    }
+
+    fn fill(&self, seqs: &[&[u32]], cache: &mut BranchCache) -> Result<()> {
+        cache.reset(self.cfg.n_layers, seqs.iter().map(|s| s.len()).collect());
+        Ok(())
+    }
+
+    /// Checks a partial pass against the cache.
+    fn check_partial(&self, seqs: &[&[u32]], positions: &[&[usize]], cache: &BranchCache) -> Result<()> {
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        if cache.lens() != Some(&lens[..]) || positions.len() != seqs.len() {
+            return Err(Error::invalid("ML-Cache: partial step on sequences the cache was not filled for"));
+        }
+        for (p, s) in positions.iter().zip(seqs) {
+            if p.iter().any(|&i| i >= s.len()) || p.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(Error::invalid("ML-Cache: positions must be sorted, distinct and inside the sequence"));
+            }
+        }
+        Ok(())
     }
 
     fn index_tensor(&self, idx: &[usize]) -> candle_core::Result<Tensor> {
@@ -235,66 +293,115 @@ impl Llada {
         Ok((cos, sin))
     }
 
-    /// The block stack. `compute`: the positions to run (all when `None`);
-    /// with a cache, a full run fills it and a partial run reads and updates it.
-    fn run(&self, ids: &[u32], compute: Option<&[usize]>, mut cache: Option<&mut BranchCache>) -> Result<Tensor> {
-        let t = ids.len();
-        if t == 0 {
+    /// The block stack over a batch of sequences, packed one after the
+    /// other. `compute`: each sequence's positions to run (all when `None`;
+    /// any may be empty); with a cache, a full run fills it and a partial run
+    /// reads and updates it. Returns the hidden states of the computed rows,
+    /// packed, and where each sequence's rows start.
+    fn run(&self, seqs: &[&[u32]], compute: Option<&[&[usize]]>, mut cache: Option<&mut BranchCache>) -> Result<(Tensor, Vec<usize>)> {
+        if seqs.is_empty() || seqs.iter().any(|s| s.is_empty()) {
             return Err(Error::invalid("empty token sequence"));
         }
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab) {
-            return Err(Error::invalid(format!("token id {bad} outside the vocabulary of {}", self.cfg.vocab)));
+        for ids in seqs {
+            if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab) {
+                return Err(Error::invalid(format!("token id {bad} outside the vocabulary of {}", self.cfg.vocab)));
+            }
         }
-        let all: Vec<usize> = (0..t).collect();
-        let rows = compute.unwrap_or(&all);
-        let n = rows.len();
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        let t = lens.iter().copied().max().unwrap_or(0);
+        let rows: Vec<Vec<usize>> = match compute {
+            None => lens.iter().map(|&l| (0..l).collect()).collect(),
+            Some(p) => p.iter().map(|r| r.to_vec()).collect(),
+        };
+        // where each sequence starts among the keys (all positions) and the computed rows
+        let key_at = starts(&lens);
+        let row_at = starts(&rows.iter().map(|r| r.len()).collect::<Vec<_>>());
+        let n: usize = rows.iter().map(|r| r.len()).sum();
         let _timer = crate::profile::phase("forwards");
         crate::profile::forward(n);
-        let row_ids: Vec<u32> = rows.iter().map(|&r| ids[r]).collect();
-        let row_index = self.index_tensor(rows)?;
+        let row_ids: Vec<u32> = rows.iter().zip(seqs).flat_map(|(r, s)| r.iter().map(|&i| s[i])).collect();
         let mut x = self.wte.index_select(&Tensor::from_vec(row_ids, n, &self.device)?, 0)?;
 
-        let (cos_k, sin_k) = self.rope_tables(&all)?;
-        let (cos_q, sin_q) = match compute {
-            None => (cos_k.clone(), sin_k.clone()),
-            Some(_) => (cos_k.index_select(&row_index, 0)?, sin_k.index_select(&row_index, 0)?),
+        let all: Vec<usize> = (0..t).collect();
+        let (cos, sin) = self.rope_tables(&all)?;
+        // each sequence's tables: keys at 0..len, queries at its rows
+        let mut tables = Vec::with_capacity(seqs.len());
+        for (b, r) in rows.iter().enumerate() {
+            let k = (cos.narrow(0, 0, lens[b])?, sin.narrow(0, 0, lens[b])?);
+            let q = match compute {
+                Some(_) if !r.is_empty() => {
+                    let idx = self.index_tensor(r)?;
+                    (cos.index_select(&idx, 0)?, sin.index_select(&idx, 0)?)
+                }
+                _ => k.clone(),
+            };
+            tables.push((q, k));
+        }
+        let writes = match compute {
+            Some(p) => Some(self.index_tensor(&cache_rows(p, &key_at))?),
+            None => None,
         };
         let (nh, nkv, hd) = (self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.head_dim);
         let scale = 1.0 / (hd as f64).sqrt();
         let eps = self.cfg.rms_norm_eps as f32;
 
-        for (layer, b) in self.blocks.iter().enumerate() {
-            let a = candle_nn::ops::rms_norm(&x, &b.attn_norm, eps)?;
-            let q = linear(&a, &b.q_proj)?;
-            let mut k = linear(&a, &b.k_proj)?;
-            let mut v = linear(&a, &b.v_proj)?;
+        for (layer, blk) in self.blocks.iter().enumerate() {
+            let a = candle_nn::ops::rms_norm(&x, &blk.attn_norm, eps)?;
+            let q = linear(&a, &blk.q_proj)?;
+            let mut k = linear(&a, &blk.k_proj)?;
+            let mut v = linear(&a, &blk.v_proj)?;
             if let Some(c) = cache.as_deref_mut() {
-                (k, v) = match compute {
+                (k, v) = match &writes {
                     None => {
                         c.store_kv(layer, k.clone(), v.clone());
                         (k, v)
                     }
-                    Some(_) => c.update_kv(layer, &row_index, &k, &v)?,
+                    Some(rows) => c.update_kv(layer, rows, &k, &v)?,
                 };
             }
-            let q = heads(&q, n, nh, hd)?;
-            let k = heads(&k, t, nkv, hd)?;
-            let v = heads(&v, t, nkv, hd)?;
-            // the 1/sqrt(d) scale goes on q (n x d values), not on the n x T scores
-            let q = (candle_nn::rotary_emb::rope(&q, &cos_q, &sin_q)? * scale)?;
-            let k = candle_nn::rotary_emb::rope(&k, &cos_k, &sin_k)?;
-            let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
-            let o = self.attention(&q, &k, &v, n, t)?; // [1, H, n, D]
-            let o = o.squeeze(0)?.transpose(0, 1)?.reshape((n, nh * hd))?;
-            x = (x + linear(&o, &b.attn_out)?)?;
+            let mut outs = Vec::with_capacity(seqs.len());
+            for (b, ((cos_q, sin_q), (cos_k, sin_k))) in tables.iter().enumerate() {
+                let nb = rows[b].len();
+                if nb == 0 {
+                    continue;
+                }
+                let q = heads(&q.narrow(0, row_at[b], nb)?, nb, nh, hd)?;
+                let k = heads(&k.narrow(0, key_at[b], lens[b])?, lens[b], nkv, hd)?;
+                let v = heads(&v.narrow(0, key_at[b], lens[b])?, lens[b], nkv, hd)?;
+                // the 1/sqrt(d) scale goes on q (n x d values), not on the n x T scores
+                let q = (candle_nn::rotary_emb::rope(&q, cos_q, sin_q)? * scale)?;
+                let k = candle_nn::rotary_emb::rope(&k, cos_k, sin_k)?;
+                let (k, v) = (repeat_kv(k, nh / nkv)?, repeat_kv(v, nh / nkv)?);
+                let o = self.attention(&q, &k, &v)?; // [1, H, nb, D]
+                outs.push(o.squeeze(0)?.transpose(0, 1)?.reshape((nb, nh * hd))?);
+            }
+            let o = if outs.len() == 1 { outs.remove(0) } else { Tensor::cat(&outs, 0)? };
+            x = (x + linear(&o, &blk.attn_out)?)?;
 
-            let f = candle_nn::ops::rms_norm(&x, &b.ff_norm, eps)?;
-            let gate = candle_nn::Activation::Silu.forward(&linear(&f, &b.ff_proj)?)?;
-            let up = linear(&f, &b.up_proj)?;
-            x = (x + linear(&(gate * up)?, &b.ff_out)?)?;
+            let f = candle_nn::ops::rms_norm(&x, &blk.ff_norm, eps)?;
+            let gate = candle_nn::Activation::Silu.forward(&linear(&f, &blk.ff_proj)?)?;
+            let up = linear(&f, &blk.up_proj)?;
+            x = (x + linear(&(gate * up)?, &blk.ff_out)?)?;
         }
-        Ok(candle_nn::ops::rms_norm(&x, &self.ln_f, eps)?)
+        Ok((candle_nn::ops::rms_norm(&x, &self.ln_f, eps)?, row_at))
     }
+}
+
+/// Where each part of a packed batch starts: the prefix sums of `lens`.
+pub fn starts(lens: &[usize]) -> Vec<usize> {
+    lens.iter()
+        .scan(0, |acc, &l| {
+            let at = *acc;
+            *acc += l;
+            Some(at)
+        })
+        .collect()
+}
+
+/// The cache rows (packed over every sequence's positions) of a partial
+/// run's computed rows, in their order.
+fn cache_rows(positions: &[&[usize]], key_at: &[usize]) -> Vec<usize> {
+    positions.iter().zip(key_at).flat_map(|(p, &at)| p.iter().map(move |&i| at + i)).collect()
 }
 
 /// `[n, heads*hd]` -> `[1, heads, n, hd]`, contiguous for the fused RoPE kernel.

@@ -96,41 +96,101 @@ pub struct ImageStep<'a> {
     pub unmasked: usize,
 }
 
-/// One guidance branch: its prefix, its ML-Cache (if on) and what the cache recomputes next.
-struct Branch {
-    prefix: Vec<u32>,
-    cache: Option<BranchCache>,
-    /// Positions to recompute at the next partial step.
-    recompute: Vec<usize>,
+/// How the guidance branches run; the default is what every task uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerOptions {
+    /// All branches as one batched forward per step (true), or one forward a
+    /// branch (the old order, kept to compare against).
+    pub batch_branches: bool,
+    /// Greedy picks on the host from every masked cell's codebook logits
+    /// (the old path, kept to compare against); false picks on the device.
+    pub host_pick: bool,
 }
 
-impl Branch {
-    fn new(prefix: Vec<u32>, cached: bool, codebook: std::ops::Range<usize>) -> Self {
-        Self { prefix, cache: cached.then(|| BranchCache::new(codebook)), recompute: Vec::new() }
+impl Default for SamplerOptions {
+    fn default() -> Self {
+        Self { batch_branches: true, host_pick: false }
+    }
+}
+
+/// Guidance branches that run as one forward and share one ML-Cache.
+struct Group {
+    /// Indexes into the branch list (0 conditional, then the unconditionals).
+    members: Vec<usize>,
+    cache: Option<BranchCache>,
+    /// Each member's positions to recompute at the next partial step.
+    recompute: Vec<Vec<usize>>,
+}
+
+/// Every branch of a run: their prefixes and how they are grouped.
+struct Branches {
+    prefixes: Vec<Vec<u32>>,
+    groups: Vec<Group>,
+}
+
+impl Branches {
+    fn new(prefixes: Vec<Vec<u32>>, cached: bool, codebook: std::ops::Range<usize>, batched: bool) -> Self {
+        let n = prefixes.len();
+        let sets: Vec<Vec<usize>> = if batched { vec![(0..n).collect()] } else { (0..n).map(|i| vec![i]).collect() };
+        let groups = sets
+            .into_iter()
+            .map(|members| Group { recompute: vec![Vec::new(); members.len()], members, cache: cached.then(|| BranchCache::new(codebook.clone())) })
+            .collect();
+        Self { prefixes, groups }
     }
 
-    /// Codebook logits at the masked cells, row-major `[masked, K]`, plus (with
-    /// a cache) the max-logit of every position for choosing what to recompute.
-    fn logits(&mut self, llada: &Llada, target: &[u32], masked: &[usize], full: bool, cb: std::ops::Range<usize>) -> Result<(Tensor, Option<Vec<f32>>)> {
-        let mut seq = self.prefix.clone();
-        seq.extend_from_slice(target);
-        let rows: Vec<usize> = masked.iter().map(|&m| self.prefix.len() + m).collect();
-        match &mut self.cache {
-            None => {
-                let h = llada.hidden(&seq)?;
-                Ok((llada.head(&h, Some(&rows), cb)?, None))
+    /// Every branch's codebook logits at the masked cells (`[masked, K]`,
+    /// in branch order), plus (with a cache) each branch's max-logit of every
+    /// position for choosing what to recompute.
+    fn logits(&mut self, llada: &Llada, target: &[u32], masked: &[usize], full: bool, cb: std::ops::Range<usize>) -> Result<(Vec<Tensor>, Vec<Option<Vec<f32>>>)> {
+        let n = self.prefixes.len();
+        let mut logits: Vec<Option<Tensor>> = vec![None; n];
+        let mut maxes: Vec<Option<Vec<f32>>> = vec![None; n];
+        for g in &mut self.groups {
+            let seqs: Vec<Vec<u32>> = g.members.iter().map(|&b| [&self.prefixes[b][..], target].concat()).collect();
+            let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
+            // sequence j's masked cells, as rows of the packed batch
+            let at = crate::model::llada::starts(&refs.iter().map(|s| s.len()).collect::<Vec<_>>());
+            let rows: Vec<usize> = g.members.iter().enumerate().flat_map(|(j, &b)| {
+                let p = at[j] + self.prefixes[b].len();
+                masked.iter().map(move |&m| p + m)
+            }).collect();
+            let picked = match &mut g.cache {
+                None => {
+                    let (h, _) = llada.hidden_batch(&refs)?;
+                    llada.head(&h, Some(&rows), cb.clone())?
+                }
+                Some(cache) => {
+                    let all = if full {
+                        llada.forward_fill_batch(&refs, cache)?
+                    } else {
+                        let pos: Vec<&[usize]> = g.recompute.iter().map(|r| &r[..]).collect();
+                        llada.forward_partial_batch(&refs, &pos, cache)?
+                    };
+                    // each position's max logit chooses what the cache recomputes (host side)
+                    let m = all.max(1)?.to_vec1::<f32>()?;
+                    crate::profile::device_to_host(m.len() * 4);
+                    for (j, &b) in g.members.iter().enumerate() {
+                        maxes[b] = Some(m[at[j]..at[j] + refs[j].len()].to_vec());
+                    }
+                    let idx = Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), rows.len(), all.device())?;
+                    all.index_select(&idx, 0)?
+                }
+            };
+            for (j, &b) in g.members.iter().enumerate() {
+                logits[b] = Some(picked.narrow(0, j * masked.len(), masked.len())?);
             }
-            Some(cache) => {
-                let all = if full {
-                    llada.forward_fill(&seq, cache)?
-                } else {
-                    llada.forward_partial(&seq, &self.recompute, cache)?
-                };
-                // each position's max logit chooses what the cache recomputes (host side)
-                let maxes = all.max(1)?.to_vec1::<f32>()?;
-                crate::profile::device_to_host(maxes.len() * 4);
-                let idx = candle_core::Tensor::from_vec(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), rows.len(), all.device())?;
-                Ok((all.index_select(&idx, 0)?, Some(maxes)))
+        }
+        let logits = logits.into_iter().map(|l| l.ok_or_else(|| Error::invalid("a guidance branch ran in no group"))).collect::<Result<Vec<_>>>()?;
+        Ok((logits, maxes))
+    }
+
+    /// Sets what branch `b` recomputes at the next partial step.
+    fn set_recompute(&mut self, b: usize, idx: Vec<usize>) {
+        for g in &mut self.groups {
+            if let Some(j) = g.members.iter().position(|&m| m == b) {
+                g.recompute[j] = idx;
+                return;
             }
         }
     }
@@ -142,6 +202,18 @@ pub fn sample_image(
     special: &SpecialTokens,
     layout: &ImageLayout,
     settings: &ImageSettings,
+    control: &mut dyn Control,
+) -> Result<CodeGrid> {
+    sample_image_with(llada, special, layout, settings, SamplerOptions::default(), control)
+}
+
+/// [`sample_image`] with the branches run as `options` says.
+pub fn sample_image_with(
+    llada: &Llada,
+    special: &SpecialTokens,
+    layout: &ImageLayout,
+    settings: &ImageSettings,
+    options: SamplerOptions,
     control: &mut dyn Control,
 ) -> Result<CodeGrid> {
     settings.check()?;
@@ -158,9 +230,17 @@ pub fn sample_image(
     let use_image = settings.cfg_img > 0.0 && layout.image_free.is_some();
     let edit_form = layout.image_free.is_some();
 
-    let mut cond = Branch::new(layout.cond.clone(), cached, cb.clone());
-    let mut text_free = use_text.then(|| Branch::new(layout.text_free.clone().unwrap_or_default(), cached, cb.clone()));
-    let mut image_free = use_image.then(|| Branch::new(layout.image_free.clone().unwrap_or_default(), cached, cb.clone()));
+    // branch order: conditional, text-free (if guided), image-free (if guided)
+    let mut prefixes = vec![layout.cond.clone()];
+    if use_text {
+        prefixes.extend(layout.text_free.clone());
+    }
+    if use_image {
+        prefixes.extend(layout.image_free.clone());
+    }
+    let text_at = use_text.then_some(1);
+    let image_at = use_image.then_some(prefixes.len() - 1);
+    let mut branches = Branches::new(prefixes, cached, cb.clone(), options.batch_branches);
 
     let mut rng = StdRng::seed_from_u64(settings.seed);
     let mut guess: Vec<u32> = cells.iter().map(|c| c.unwrap_or(0)).collect();
@@ -183,28 +263,25 @@ pub fn sample_image(
         let masked_pos: Vec<usize> = masked_cells.iter().map(|&i| layout.cell_offset(i)).collect();
 
         // guidance on the model's device, in the release's f32 order
-        let (c, c_max) = cond.logits(llada, &target, &masked_pos, full, cb.clone())?;
+        let (all, maxes) = branches.logits(llada, &target, &masked_pos, full, cb.clone())?;
+        let c = &all[0];
         let mut logits = c.clone();
-        let mut maxes = vec![(0usize, c_max)];
-        if let Some(b) = text_free.as_mut() {
-            let (u, u_max) = b.logits(llada, &target, &masked_pos, full, cb.clone())?;
+        if let Some(i) = text_at {
+            let u = &all[i];
             let g = settings.cfg;
             logits = if edit_form {
-                (&logits + ((&c - &u)? * g as f64)?)?
+                (&logits + ((c - u)? * g as f64)?)?
             } else {
                 // the release's text-to-image form, (1+g)c - gu
-                ((&c * (1.0 + g) as f64)? - (&u * g as f64)?)?
+                ((c * (1.0 + g) as f64)? - (u * g as f64)?)?
             };
-            maxes.push((1, u_max));
         }
-        if let Some(b) = image_free.as_mut() {
-            let (u, u_max) = b.logits(llada, &target, &masked_pos, full, cb.clone())?;
-            logits = (&logits + ((&c - &u)? * settings.cfg_img as f64)?)?;
-            maxes.push((2, u_max));
+        if let Some(i) = image_at {
+            logits = (&logits + ((c - &all[i])? * settings.cfg_img as f64)?)?;
         }
 
         // choose a code and its confidence for every masked cell
-        let (picks, confs) = if settings.temperature > 0.0 {
+        let (picks, confs) = if settings.temperature > 0.0 || options.host_pick {
             pick_on_host(&logits, k, settings.temperature, &mut rng)?
         } else {
             pick_on_device(&logits)?
@@ -227,18 +304,10 @@ pub fn sample_image(
         if let Some(cs) = settings.cache {
             if s + 1 < total && !is_full_step(s + 1, total, cs.warmup_ratio, cs.refresh_interval) {
                 let q = (1.0 - cs.ratio) as f32;
-                for (which, m) in maxes {
+                for (b, m) in maxes.into_iter().enumerate() {
                     let Some(m) = m else { continue };
                     let thr = quantile(&m, q);
-                    let idx: Vec<usize> = (0..m.len()).filter(|&i| m[i] <= thr).collect();
-                    let b = match which {
-                        0 => Some(&mut cond),
-                        1 => text_free.as_mut(),
-                        _ => image_free.as_mut(),
-                    };
-                    if let Some(b) = b {
-                        b.recompute = idx;
-                    }
+                    branches.set_recompute(b, (0..m.len()).filter(|&i| m[i] <= thr).collect());
                 }
             }
         }

@@ -9,7 +9,7 @@ pub mod text;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use image::{sample_image, CacheSettings, ImageSettings, ImageStep};
+pub use image::{sample_image, sample_image_with, CacheSettings, ImageSettings, ImageStep, SamplerOptions};
 pub use layout::{ImageLayout, Prompter, TextLayout};
 pub use text::{sample_text, TextSettings, TextStep};
 

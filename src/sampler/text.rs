@@ -11,7 +11,7 @@ use super::pick::choose;
 use super::Control;
 use crate::bundle::SpecialTokens;
 use crate::error::{Error, Result};
-use crate::model::Llada;
+use crate::model::{BranchCache, Llada};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextSettings {
@@ -20,11 +20,16 @@ pub struct TextSettings {
     pub block_length: usize,
     pub temperature: f32,
     pub seed: u64,
+    /// The text cache (a dual cache, as Fast-dLLM's): each block's first step
+    /// runs the whole sequence and keeps every layer's K/V; its later steps
+    /// run only the block's positions against them. Approximate: the image,
+    /// the prompt and the later blocks keep the K/V of the block's start.
+    pub cache: bool,
 }
 
 impl Default for TextSettings {
     fn default() -> Self {
-        Self { steps: 32, block_length: 32, temperature: 0.0, seed: 0 }
+        Self { steps: 32, block_length: 32, temperature: 0.0, seed: 0, cache: false }
     }
 }
 
@@ -78,9 +83,12 @@ pub fn sample_text(
         x[start..start + g].iter().map(|&t| (t != special.mask).then_some(t)).collect()
     };
 
+    let mut cache = settings.cache.then(BranchCache::kv_only);
     for blk in 0..blocks {
         let (lo, hi) = (start + blk * b, start + (blk + 1) * b);
         let n_masked = x[lo..hi].iter().filter(|&&t| t == special.mask).count();
+        let block: Vec<usize> = (lo..hi).collect();
+        let mut filled = false;
         for count in text_block_schedule(n_masked, per_block) {
             if control.cancelled() {
                 return Err(Error::Cancelled);
@@ -88,8 +96,20 @@ pub fn sample_text(
             // only masked positions inside this block can be chosen
             let rows: Vec<usize> = (start..hi).filter(|&i| x[i] == special.mask).collect();
             if count > 0 && !rows.is_empty() {
-                let h = llada.hidden(&x)?;
-                let logits = llada.head(&h, Some(&rows), 0..llada.config().vocab)?;
+                let vocab = 0..llada.config().vocab;
+                let logits = match cache.as_mut() {
+                    None => llada.head(&llada.hidden(&x)?, Some(&rows), vocab)?,
+                    // (a mask left before the block, never by the schedule: run it all)
+                    Some(c) if !filled || rows[0] < lo => {
+                        filled = true;
+                        llada.head(&llada.hidden_fill(&x, c)?, Some(&rows), vocab)?
+                    }
+                    Some(c) => {
+                        // rows are inside the block: their index in its hidden states
+                        let at: Vec<usize> = rows.iter().map(|&r| r - lo).collect();
+                        llada.head(&llada.hidden_partial(&x, &block, c)?, Some(&at), vocab)?
+                    }
+                };
                 let v = logits.dim(1)?;
                 let flat = logits.flatten_all()?.to_vec1::<f32>()?;
                 crate::profile::device_to_host(flat.len() * 4);

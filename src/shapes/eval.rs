@@ -27,6 +27,12 @@ pub struct Report {
     pub inpaint_region: (usize, usize),
     pub edit: (usize, usize),
     pub answers: (usize, usize),
+    /// The same questions with the text cache on.
+    pub answers_cached: (usize, usize),
+    /// Answers the text cache left unchanged.
+    pub answers_agree: (usize, usize),
+    /// Milliseconds spent answering: without, with the text cache.
+    pub answer_ms: (f64, f64),
 }
 
 /// `(right, out of)` as a percentage (0 when out of nothing).
@@ -51,8 +57,14 @@ impl Report {
             ("inpaint region as prompted", self.inpaint_region),
             ("edit accuracy", self.edit),
             ("answer exact match", self.answers),
+            ("answer exact match, text cache", self.answers_cached),
+            ("answers unchanged by the text cache", self.answers_agree),
         ] {
             let _ = writeln!(s, "| {name} | {:.1}% | {} |", pct(v), v.1);
+        }
+        let (plain, cached) = self.answer_ms;
+        if cached > 0.0 {
+            let _ = writeln!(s, "\nanswering: {plain:.0} ms without the text cache, {cached:.0} ms with it (x{:.2})", plain / cached);
         }
         s
     }
@@ -150,10 +162,24 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
         // question
         let (q, a) = random_question(&scene, &mut rng);
         let g = engine.bundle.defaults.gen_length.unwrap_or(8);
-        let job = Job::Ask { question: q, image: base, fit: FitMode::Native, gen_length: g, settings: TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0 } };
-        if let Output::Answer { text, .. } = tasks::run(engine, &job, &mut Quiet)? {
-            r.answers.1 += 1;
-            r.answers.0 += usize::from(text.trim() == a);
+        let mut texts = Vec::new();
+        for cache in [false, true] {
+            let settings = TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0, cache };
+            let job = Job::Ask { question: q.clone(), image: base.clone(), fit: FitMode::Native, gen_length: g, settings };
+            let t0 = std::time::Instant::now();
+            let out = tasks::run(engine, &job, &mut Quiet)?;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            if let Output::Answer { text, .. } = out {
+                let (score, time) = if cache { (&mut r.answers_cached, &mut r.answer_ms.1) } else { (&mut r.answers, &mut r.answer_ms.0) };
+                score.1 += 1;
+                score.0 += usize::from(text.trim() == a);
+                *time += ms;
+                texts.push(text);
+            }
+        }
+        if let [plain, cached] = &texts[..] {
+            r.answers_agree.1 += 1;
+            r.answers_agree.0 += usize::from(plain == cached);
         }
     }
     Ok(r)

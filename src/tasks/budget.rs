@@ -145,3 +145,46 @@ pub fn fitted_work_area(engine: &Engine, s: &ImageSettings) -> WorkArea {
     let side = limits::largest_fitting(f, side.max(f), f, fits).unwrap_or(f);
     WorkArea { area: side * side, max_upscale: w.max_upscale }
 }
+
+/// What a front end without the engine (the Studio holds only [`crate::engine::ModelInfo`])
+/// shows before a text-to-image or edit run: `Some(warning)` when a
+/// `width x height` image with `branches` guidance branches will not fit this
+/// machine's memory budget, with the largest square that does.
+pub fn warning(info: &crate::engine::ModelInfo, width: usize, height: usize, branches: usize, cache: bool) -> Option<String> {
+    let f = info.vq_factor.max(1);
+    let cfg = crate::model::LladaConfig {
+        d_model: info.d_model,
+        n_heads: info.n_heads,
+        n_kv_heads: info.n_kv_heads,
+        head_dim: info.d_model / info.n_heads.max(1),
+        n_layers: info.n_layers,
+        mlp_hidden: info.mlp_hidden,
+        vocab: info.vocab,
+        rope_theta: 0.0,
+        rms_norm_eps: 0.0,
+        weight_tying: false,
+    };
+    // only the channel widths shape the VQ pass's estimate
+    let vq = crate::model::VqConfig {
+        block_out_channels: info.vq_block_out_channels.clone(),
+        layers_per_block: 0, latent_channels: 0, num_vq_embeddings: 0, norm_num_groups: 1, in_channels: 3, out_channels: 3,
+        norm_type: None, mid_block_add_attention: None, vq_embed_dim: None, act_fn: None,
+    };
+    let bytes = if info.compute_dtype == "f32" { 4 } else { 2 };
+    let need = |w: usize, h: usize| {
+        let r = ImageRequest { prefix: crate::plan::PROMPT_TOKENS, grid_h: h / f, grid_w: w / f, branches, cache };
+        limits::image_bytes(&cfg, &vq, &r, info.codebook_size, bytes, crate::model::llada::ATTENTION_BYTES as u64)
+    };
+    let budget = limits::budget();
+    let n = need(width, height);
+    if n <= budget {
+        return None;
+    }
+    let side = limits::largest_fitting(f, 16384, f, |s| need(s, s) <= budget);
+    Some(format!(
+        "{width}x{height} needs about {} of memory, more than the {} this machine allows{}",
+        limits::gib(n),
+        limits::gib(budget),
+        side.map(|s| format!(": at most about {s}x{s}")).unwrap_or_default()
+    ))
+}

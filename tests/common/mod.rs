@@ -112,6 +112,7 @@ pub fn golden_ask_job() -> unmask::tasks::Job {
             block_length: case["block_length"].as_u64().unwrap() as usize,
             temperature: 0.0,
             seed: 0,
+            cache: false,
         },
     }
 }

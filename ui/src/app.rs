@@ -481,7 +481,7 @@ impl Studio {
             image: doc.image().clone(),
             fit: FitMode::Auto,
             gen_length,
-            settings: TextSettings { steps: gen_length, block_length, temperature: 0.0, seed: 0 },
+            settings: TextSettings { steps: gen_length, block_length, temperature: 0.0, seed: 0, cache: false },
         };
         self.chat.push(ChatTurn { question: q, answer: String::new(), done: false });
         self.question.clear();

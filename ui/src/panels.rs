@@ -320,6 +320,11 @@ impl Studio {
         });
         let (w, h) = self.sketch_size();
         ui.label(format!("{w} x {h} px"));
+        // before the run, not after it fails: the engine would refuse it too
+        let branches = 1 + usize::from(self.settings.cfg > 0.0);
+        if let Some(warn) = self.model_info().and_then(|i| unmask::tasks::budget::warning(i, w, h, branches, self.settings.cache)) {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Won't fit: {warn}"));
+        }
     }
 
     fn ask_controls(&mut self, ui: &mut egui::Ui) {

@@ -156,7 +156,7 @@ fn ask_shows_the_answer() {
         fit: unmask::tasks::FitMode::Auto,
         // the fixture bundle names no answer length: 32, one step a position, as the CLI
         gen_length: 32,
-        settings: unmask::sampler::TextSettings { steps: 32, block_length: 32, temperature: 0.0, seed: 0 },
+        settings: unmask::sampler::TextSettings { steps: 32, block_length: 32, temperature: 0.0, seed: 0, cache: false },
     };
     let unmask::tasks::Output::Answer { text, .. } = unmask::tasks::run(&engine, &job, &mut unmask::sampler::Quiet).unwrap() else { panic!() };
     assert_eq!(turn.answer, text);

@@ -153,6 +153,10 @@ pub enum Command {
         temperature: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// The text cache: faster, approximate (a block's later steps reuse the
+        /// image's and prompt's K/V from its first step)
+        #[arg(long)]
+        cache: bool,
         /// Print {"answer": ..., "answer_ids": [...]}
         #[arg(long)]
         json: bool,

@@ -121,7 +121,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             finish_image(&engine, Job::Edit { instruction: prompt, image: img, fit: fit_mode(fit), settings }, &out)
         }
-        Command::Ask { model, image, question, fit, gen_length, block_length, steps, temperature, seed, json } => {
+        Command::Ask { model, image, question, fit, gen_length, block_length, steps, temperature, seed, cache, json } => {
             let engine = load(&model)?;
             let img = image_io::open_rgb(&image)?;
             let gen_length = gen_length.or(engine.bundle.defaults.gen_length).unwrap_or(64);
@@ -134,7 +134,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let steps = steps.unwrap_or(gen_length);
             tasks::budget::check_ask(&engine, &question, &img, fit_mode(fit), gen_length, &format!("--gen-length {gen_length}"))?;
-            let settings = TextSettings { steps, block_length, temperature, seed };
+            let settings = TextSettings { steps, block_length, temperature, seed, cache };
             let job = Job::Ask { question, image: img, fit: fit_mode(fit), gen_length, settings };
             let mut p = Bar::new(steps, "answering");
             let out = tasks::run(&engine, &job, &mut p);
