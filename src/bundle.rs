@@ -213,6 +213,10 @@ fn inside(dir: &Path, name: &str, index: &Path) -> Result<PathBuf> {
 impl Bundle {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
+        // a download in progress is never mistaken for a model
+        if let Some(what) = crate::hub::incomplete(&dir) {
+            return Err(Error::bundle(&dir, what));
+        }
         if !dir.is_dir() {
             return Err(Error::bundle(&dir, "not a folder: pass the model bundle folder (with config.json)"));
         }

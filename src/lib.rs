@@ -11,6 +11,7 @@ pub mod composite;
 pub mod crop;
 pub mod engine;
 pub mod error;
+pub mod hub;
 pub mod image_io;
 pub mod input;
 pub mod limits;

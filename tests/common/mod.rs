@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: where the golden fixtures live.
 #![allow(dead_code)]
 
+pub mod hub;
+
 use std::path::PathBuf;
 
 /// `../shared/fixtures/tiny-dimoo`, beside the checkout. Fails with a clear

@@ -191,6 +191,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Download Lumina-DiMOO (or a bundle of its layout) from the Hugging Face
+    /// hub: progress, resume, verification. Honours HF_ENDPOINT, HF_TOKEN, HF_HOME
+    Download {
+        #[arg(long, default_value = unmask::hub::DEFAULT_REPO)]
+        repo: String,
+        #[arg(long, default_value = "main")]
+        revision: String,
+        /// The bundle folder to make (default: the data folder's models/NAME)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The hub's address (default: HF_ENDPOINT, else https://huggingface.co)
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// An access token (default: HF_TOKEN, else the token file in HF_HOME)
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Evaluate a shapes-world model on fresh scenes and print a table
     Eval {
         #[command(flatten)]

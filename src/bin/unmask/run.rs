@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval { model, n, seed } => eval(&model, n, seed),
+        Command::Download { repo, revision, dir, endpoint, token } => download(repo, revision, dir, endpoint, token),
         Command::Plan { preset, model, width, height, cfg, cfg_img, edit, cache, dtype, json } => {
             plan_cmd(preset.as_deref(), &model, width, height, cfg, cfg_img, edit, cache, dtype, json)
         }
@@ -218,6 +219,75 @@ fn eval(model: &ModelArgs, n: usize, seed: u64) -> Result<()> {
     println!("{}", report.table());
     eprintln!("{n} scenes in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+fn download(repo: String, revision: String, dir: Option<PathBuf>, endpoint: Option<String>, token: Option<String>) -> Result<()> {
+    let name = repo.rsplit('/').next().unwrap_or("model").to_string();
+    let dir = match dir {
+        Some(d) => d,
+        None => unmask::hub::models_dir().ok_or_else(|| Error::invalid("no home folder to put models in: pass --dir DIR"))?.join(&name),
+    };
+    let req = unmask::hub::Request { repo, revision, dir, endpoint, token, cache: None };
+    let mut bars = DownloadBars::new();
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let out = unmask::hub::download(&req, &mut bars, cancel)?;
+    bars.overall.finish_and_clear();
+    println!("{}", out.display());
+    eprintln!("downloaded {} to {}: use it with --model {}", req.repo, out.display(), out.display());
+    Ok(())
+}
+
+/// A bar for the file being fetched and one for all of them (bytes, rate, ETA).
+struct DownloadBars {
+    multi: indicatif::MultiProgress,
+    overall: ProgressBar,
+    file: Option<(String, ProgressBar)>,
+}
+
+impl DownloadBars {
+    fn new() -> Self {
+        let multi = indicatif::MultiProgress::with_draw_target(if std::io::stderr().is_terminal() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        });
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("{msg:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} (eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        overall.set_message("all files");
+        Self { multi, overall, file: None }
+    }
+}
+
+impl unmask::hub::Progress for DownloadBars {
+    fn start(&mut self, files: &[unmask::hub::Entry], to_fetch: u64) {
+        let all: u64 = files.iter().map(|e| e.size).sum();
+        self.overall.set_length(to_fetch);
+        eprintln!("{} files, {} in all, {} to fetch", files.len(), unmask::limits::gib(all), unmask::limits::gib(to_fetch));
+    }
+    fn file(&mut self, file: &str, done: u64, size: u64, fetched: u64) {
+        if self.file.as_ref().map(|(n, _)| n.as_str()) != Some(file) {
+            if let Some((_, b)) = self.file.take() {
+                b.finish_and_clear();
+            }
+            let b = self.multi.insert(0, ProgressBar::new(size));
+            b.set_style(self.overall.style());
+            b.set_message(file.to_string());
+            self.file = Some((file.to_string(), b));
+        }
+        if let Some((_, b)) = &self.file {
+            b.set_position(done);
+        }
+        self.overall.set_position(fetched);
+    }
+    fn verifying(&mut self, file: &str) {
+        if let Some((_, b)) = &self.file {
+            b.set_message(format!("{file} (verifying)"));
+        }
+    }
 }
 
 fn fit_mode(f: FitArg) -> FitMode {
