@@ -186,6 +186,36 @@ pub fn read_safetensors_header(path: &Path) -> Result<Vec<(String, String, Vec<u
     Ok(out)
 }
 
+/// The tensors of a GGUF weight file (`unmask quantize`): name, ggml type,
+/// shape. A file shorter than its tensors need, or a type candle does not
+/// know, is refused naming the file (and the tensor).
+pub fn read_gguf_header(path: &Path) -> Result<Vec<(String, String, Vec<usize>)>> {
+    regular_file(path, "weight file")?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file)
+        .map_err(|e| Error::bundle(path, format!("not a GGUF file this version can read (truncated, damaged or an unknown tensor type): {e}")))?;
+    let mut out = Vec::with_capacity(content.tensor_infos.len());
+    for (name, info) in &content.tensor_infos {
+        let t = info.ggml_dtype;
+        let n = info.shape.elem_count();
+        if n % t.block_size() != 0 {
+            return Err(Error::bundle(path, format!("tensor `{name}`: {n} values do not fill whole {t:?} blocks")));
+        }
+        let bytes = (n / t.block_size() * t.type_size()) as u64;
+        if content.tensor_data_offset + info.offset + bytes > len {
+            return Err(Error::bundle(path, format!("truncated: tensor `{name}` reaches past the end of the file; download or quantize it again")));
+        }
+        out.push((name.clone(), format!("{t:?}").to_uppercase(), info.shape.dims().to_vec()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Tensor types a bundle may store: dense (safetensors) or quantized (GGUF).
+const DENSE_TYPES: [&str; 3] = ["BF16", "F16", "F32"];
+const GGUF_TYPES: [&str; 5] = ["F16", "F32", "Q8_0", "Q4K", "Q4_0"];
+
 /// Refuses what is not a regular file before opening it (opening a FIFO
 /// blocks; a link to `/dev/zero` maps endless zeros).
 fn regular_file(path: &Path, what: &str) -> Result<()> {
@@ -210,7 +240,22 @@ fn inside(dir: &Path, name: &str, index: &Path) -> Result<PathBuf> {
     Ok(dir.join(p))
 }
 
+/// The weight file of a quantized bundle.
+pub const GGUF_WEIGHTS: &str = "model.gguf";
+
 impl Bundle {
+    /// The quantized type of the projections (`Q8_0`, `Q4K`), if any.
+    pub fn quantization(&self) -> Option<String> {
+        let mut q: Vec<&str> = self.tensors.values().map(|t| t.dtype.as_str()).filter(|d| d.starts_with('Q')).collect();
+        q.sort();
+        q.dedup();
+        (!q.is_empty()).then(|| q.join("+"))
+    }
+
+    pub fn is_quantized(&self) -> bool {
+        self.weight_files.iter().any(|f| f.extension().is_some_and(|e| e == "gguf"))
+    }
+
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         // a download in progress is never mistaken for a model
@@ -224,8 +269,10 @@ impl Bundle {
         let (weight_files, claimed) = Self::find_weights(&dir)?;
 
         let mut tensors = HashMap::new();
+        let gguf = weight_files.iter().any(|f| f.extension().is_some_and(|e| e == "gguf"));
         for file in &weight_files {
-            for (name, dtype, shape) in read_safetensors_header(file)? {
+            let header = if gguf { read_gguf_header(file)? } else { read_safetensors_header(file)? };
+            for (name, dtype, shape) in header {
                 tensors.insert(name, StoredTensor { file: file.clone(), dtype, shape });
             }
         }
@@ -248,8 +295,9 @@ impl Bundle {
                     format!("tensor `{name}` has shape {:?}, config.json implies {shape:?}", t.shape),
                 ));
             }
-            if !matches!(t.dtype.as_str(), "BF16" | "F16" | "F32") {
-                return Err(Error::bundle(&t.file, format!("tensor `{name}` is {}, expected BF16, F16 or F32", t.dtype)));
+            let allowed: &[&str] = if gguf { &GGUF_TYPES } else { &DENSE_TYPES };
+            if !allowed.contains(&t.dtype.as_str()) {
+                return Err(Error::bundle(&t.file, format!("tensor `{name}` is {}, expected one of {}", t.dtype, allowed.join(", "))));
             }
         }
 
@@ -290,7 +338,11 @@ impl Bundle {
     fn find_weights(dir: &Path) -> Result<(Vec<PathBuf>, HashMap<String, PathBuf>)> {
         let index = dir.join("model.safetensors.index.json");
         let single = dir.join("model.safetensors");
-        if index.exists() {
+        let gguf = dir.join(GGUF_WEIGHTS);
+        if gguf.exists() {
+            regular_file(&gguf, "weight file")?;
+            Ok((vec![gguf], HashMap::new()))
+        } else if index.exists() {
             let idx: IndexJson = read_json(&index, "model.safetensors.index.json")?;
             let mut files = Vec::new();
             let mut claimed = HashMap::new();

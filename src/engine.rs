@@ -53,6 +53,8 @@ pub struct ModelInfo {
     pub vq_block_out_channels: Vec<usize>,
     pub special_tokens: SpecialTokens,
     pub tokenizer_vocab: usize,
+    /// The projections' quantized type (`Q8_0`, `Q4K`) of a GGUF bundle.
+    pub quantization: Option<String>,
     pub default_width: Option<usize>,
     pub default_height: Option<usize>,
     pub default_steps: Option<usize>,
@@ -74,6 +76,7 @@ impl ModelInfo {
             path: b.dir.display().to_string(),
             parameters: c.parameter_count(),
             stored_dtype: b.stored_dtype(),
+            quantization: b.quantization(),
             compute_dtype: format!("{dtype:?}").to_lowercase(),
             device: device_name(device),
             d_model: c.d_model,
@@ -133,9 +136,14 @@ impl Engine {
 
         // SAFETY: the weight files are memory-mapped read-only; headers were
         // checked above, and candle copies each tensor out on load.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&bundle.weight_files, dtype, &device) }
-            .map_err(|e| Error::bundle(&bundle.weight_files[0], format!("cannot map weights: {e}")))?;
-        let llada = Llada::load(&bundle.config, vb).map_err(|e| Error::bundle(&bundle.dir, format!("loading the transformer: {e}")))?;
+        let llada = if bundle.is_quantized() {
+            Llada::load_gguf(&bundle.config, &bundle.weight_files[0], &device, dtype)
+                .map_err(|e| Error::bundle(&bundle.weight_files[0], format!("loading the quantized transformer: {e}")))?
+        } else {
+            let vb = unsafe { VarBuilder::from_mmaped_safetensors(&bundle.weight_files, dtype, &device) }
+                .map_err(|e| Error::bundle(&bundle.weight_files[0], format!("cannot map weights: {e}")))?;
+            Llada::load(&bundle.config, vb).map_err(|e| Error::bundle(&bundle.dir, format!("loading the transformer: {e}")))?
+        };
         let vq = load_vq(&bundle, &device)?;
         let info = ModelInfo::from_bundle(&bundle, tokenizer.get_vocab_size(true), &device, dtype);
         let special = bundle.special;

@@ -20,6 +20,7 @@ pub mod model;
 pub mod output;
 pub mod plan;
 pub mod profile;
+pub mod quantize;
 pub mod sampler;
 pub mod shapes;
 pub mod tasks;

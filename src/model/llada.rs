@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
@@ -14,30 +15,89 @@ use crate::error::{Error, Result};
 
 struct Block {
     attn_norm: Tensor,
-    q_proj: Tensor,
-    k_proj: Tensor,
-    v_proj: Tensor,
-    attn_out: Tensor,
+    q_proj: QMatMul,
+    k_proj: QMatMul,
+    v_proj: QMatMul,
+    attn_out: QMatMul,
     ff_norm: Tensor,
-    ff_proj: Tensor,
-    up_proj: Tensor,
-    ff_out: Tensor,
+    ff_proj: QMatMul,
+    up_proj: QMatMul,
+    ff_out: QMatMul,
+}
+
+/// Where a model's tensors come from: dense (safetensors) or a GGUF file
+/// whose projections may be quantized.
+trait Source {
+    /// A tensor in the compute dtype (norms, embeddings, the head).
+    fn dense(&self, name: &str, shape: &[usize]) -> candle_core::Result<Tensor>;
+    /// A `[out, in]` projection: dense, or quantized for `QMatMul`.
+    fn proj(&self, name: &str, shape: &[usize]) -> candle_core::Result<QMatMul>;
+}
+
+impl Source for VarBuilder<'_> {
+    fn dense(&self, name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+        self.get(shape, name)
+    }
+    fn proj(&self, name: &str, shape: &[usize]) -> candle_core::Result<QMatMul> {
+        Ok(QMatMul::Tensor(self.get(shape, name)?))
+    }
+}
+
+/// A GGUF file (see `crate::quantize`): quantized projections stay quantized,
+/// everything else is dequantized into the compute dtype.
+struct Gguf {
+    content: gguf_file::Content,
+    file: std::cell::RefCell<std::fs::File>,
+    device: Device,
+    dtype: DType,
+}
+
+impl Gguf {
+    fn qtensor(&self, name: &str, shape: &[usize]) -> candle_core::Result<QTensor> {
+        let info = self.content.tensor_infos.get(name).ok_or_else(|| candle_core::Error::Msg(format!("missing tensor `{name}`")))?;
+        if info.shape.dims() != shape {
+            candle_core::bail!("tensor `{name}` has shape {:?}, config.json implies {shape:?}", info.shape.dims());
+        }
+        info.read(&mut *self.file.borrow_mut(), self.content.tensor_data_offset, &self.device)
+    }
+}
+
+impl Source for Gguf {
+    fn dense(&self, name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+        self.qtensor(name, shape)?.dequantize(&self.device)?.to_dtype(self.dtype)
+    }
+    fn proj(&self, name: &str, shape: &[usize]) -> candle_core::Result<QMatMul> {
+        let q = self.qtensor(name, shape)?;
+        match q.dtype() {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Ok(QMatMul::Tensor(q.dequantize(&self.device)?.to_dtype(self.dtype)?)),
+            _ => QMatMul::from_qtensor(q),
+        }
+    }
 }
 
 impl Block {
-    fn load(cfg: &LladaConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+    fn load(cfg: &LladaConfig, src: &dyn Source, at: &str) -> candle_core::Result<Self> {
         let (d, m, kv) = (cfg.d_model, cfg.mlp_hidden, cfg.n_kv_heads * cfg.head_dim);
+        let n = |s: &str| format!("{at}.{s}");
         Ok(Self {
-            attn_norm: vb.get(d, "attn_norm.weight")?,
-            q_proj: vb.get((d, d), "q_proj.weight")?,
-            k_proj: vb.get((kv, d), "k_proj.weight")?,
-            v_proj: vb.get((kv, d), "v_proj.weight")?,
-            attn_out: vb.get((d, d), "attn_out.weight")?,
-            ff_norm: vb.get(d, "ff_norm.weight")?,
-            ff_proj: vb.get((m, d), "ff_proj.weight")?,
-            up_proj: vb.get((m, d), "up_proj.weight")?,
-            ff_out: vb.get((d, m), "ff_out.weight")?,
+            attn_norm: src.dense(&n("attn_norm.weight"), &[d])?,
+            q_proj: src.proj(&n("q_proj.weight"), &[d, d])?,
+            k_proj: src.proj(&n("k_proj.weight"), &[kv, d])?,
+            v_proj: src.proj(&n("v_proj.weight"), &[kv, d])?,
+            attn_out: src.proj(&n("attn_out.weight"), &[d, d])?,
+            ff_norm: src.dense(&n("ff_norm.weight"), &[d])?,
+            ff_proj: src.proj(&n("ff_proj.weight"), &[m, d])?,
+            up_proj: src.proj(&n("up_proj.weight"), &[m, d])?,
+            ff_out: src.proj(&n("ff_out.weight"), &[d, m])?,
         })
+    }
+}
+
+/// `x @ w^T` through a projection; quantized kernels take f32 input.
+fn mm(p: &QMatMul, x: &Tensor) -> candle_core::Result<Tensor> {
+    match p {
+        QMatMul::QTensor(_) if x.dtype() != DType::F32 => p.forward(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype()),
+        _ => p.forward(x),
     }
 }
 
@@ -67,12 +127,26 @@ pub const ATTENTION_BYTES: usize = 256 << 20;
 impl Llada {
     /// Builds the model from a var builder rooted at the checkpoint's top level.
     pub fn load(cfg: &LladaConfig, vb: VarBuilder) -> candle_core::Result<Self> {
-        let vb = vb.pp("model").pp("transformer");
+        let (device, dtype) = (vb.device().clone(), vb.dtype());
+        Self::build(cfg, &vb, device, dtype)
+    }
+
+    /// Builds the model from a GGUF file written by `unmask quantize` (the
+    /// same tensor names), computing in `dtype` on `device`.
+    pub fn load_gguf(cfg: &LladaConfig, path: &std::path::Path, device: &Device, dtype: DType) -> candle_core::Result<Self> {
+        let mut file = std::fs::File::open(path)?;
+        let content = gguf_file::Content::read(&mut file)?;
+        let src = Gguf { content, file: std::cell::RefCell::new(file), device: device.clone(), dtype };
+        Self::build(cfg, &src, device.clone(), dtype)
+    }
+
+    fn build(cfg: &LladaConfig, src: &dyn Source, device: Device, dtype: DType) -> candle_core::Result<Self> {
+        let at = "model.transformer";
         let blocks = (0..cfg.n_layers)
-            .map(|i| Block::load(cfg, vb.pp("blocks").pp(i)))
+            .map(|i| Block::load(cfg, src, &format!("{at}.blocks.{i}")))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let wte = vb.get((cfg.vocab, cfg.d_model), "wte.weight")?;
-        let head = if cfg.weight_tying { wte.clone() } else { vb.get((cfg.vocab, cfg.d_model), "ff_out.weight")? };
+        let wte = src.dense(&format!("{at}.wte.weight"), &[cfg.vocab, cfg.d_model])?;
+        let head = if cfg.weight_tying { wte.clone() } else { src.dense(&format!("{at}.ff_out.weight"), &[cfg.vocab, cfg.d_model])? };
         let hd = cfg.head_dim;
         // Computed in f64 then rounded: the reference's f32 pow agrees to an ulp.
         let inv_freq = (0..hd / 2)
@@ -82,11 +156,11 @@ impl Llada {
             cfg: cfg.clone(),
             wte,
             blocks,
-            ln_f: vb.get(cfg.d_model, "ln_f.weight")?,
+            ln_f: src.dense(&format!("{at}.ln_f.weight"), &[cfg.d_model])?,
             head,
             inv_freq,
-            device: vb.device().clone(),
-            dtype: vb.dtype(),
+            device,
+            dtype,
             attention_bytes: ATTENTION_BYTES,
         })
     }
@@ -347,9 +421,9 @@ impl Llada {
 
         for (layer, blk) in self.blocks.iter().enumerate() {
             let a = candle_nn::ops::rms_norm(&x, &blk.attn_norm, eps)?;
-            let q = linear(&a, &blk.q_proj)?;
-            let mut k = linear(&a, &blk.k_proj)?;
-            let mut v = linear(&a, &blk.v_proj)?;
+            let q = mm(&blk.q_proj, &a)?;
+            let mut k = mm(&blk.k_proj, &a)?;
+            let mut v = mm(&blk.v_proj, &a)?;
             if let Some(c) = cache.as_deref_mut() {
                 (k, v) = match &writes {
                     None => {
@@ -376,12 +450,12 @@ impl Llada {
                 outs.push(o.squeeze(0)?.transpose(0, 1)?.reshape((nb, nh * hd))?);
             }
             let o = if outs.len() == 1 { outs.remove(0) } else { Tensor::cat(&outs, 0)? };
-            x = (x + linear(&o, &blk.attn_out)?)?;
+            x = (x + mm(&blk.attn_out, &o)?)?;
 
             let f = candle_nn::ops::rms_norm(&x, &blk.ff_norm, eps)?;
-            let gate = candle_nn::Activation::Silu.forward(&linear(&f, &blk.ff_proj)?)?;
-            let up = linear(&f, &blk.up_proj)?;
-            x = (x + linear(&(gate * up)?, &blk.ff_out)?)?;
+            let gate = candle_nn::Activation::Silu.forward(&mm(&blk.ff_proj, &f)?)?;
+            let up = mm(&blk.up_proj, &f)?;
+            x = (x + mm(&blk.ff_out, &(gate * up)?)?)?;
         }
         Ok((candle_nn::ops::rms_norm(&x, &self.ln_f, eps)?, row_at))
     }

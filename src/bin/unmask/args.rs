@@ -208,6 +208,17 @@ pub enum Command {
         #[arg(long)]
         token: Option<String>,
     },
+    /// Write a quantized copy of a bundle (GGUF projections; VQ-VAE, tokenizer and configs copied)
+    Quantize {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The new bundle folder (must not exist)
+        #[arg(long)]
+        out: PathBuf,
+        /// q8_0 (8-bit, ~1.06 bytes a weight) or q4k (4-bit, ~0.56)
+        #[arg(long = "type", default_value = "q8_0")]
+        kind: String,
+    },
     /// Evaluate a shapes-world model on fresh scenes and print a table
     Eval {
         #[command(flatten)]

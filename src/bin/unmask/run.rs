@@ -25,6 +25,14 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval { model, n, seed } => eval(&model, n, seed),
+        Command::Quantize { model, out, kind } => {
+            let kind = unmask::quantize::QuantType::parse(&kind)?;
+            let r = unmask::quantize::quantize(&model_dir(&model)?, &out, kind)?;
+            let types: Vec<String> = r.types.iter().map(|(t, n)| format!("{n} {t}")).collect();
+            println!("{}", r.dir.display());
+            eprintln!("wrote {} ({}): tensors {}", r.dir.display(), unmask::limits::gib(r.bytes), types.join(", "));
+            Ok(())
+        }
         Command::Download { repo, revision, dir, endpoint, token } => download(repo, revision, dir, endpoint, token),
         Command::Plan { preset, model, width, height, cfg, cfg_img, edit, cache, dtype, json } => {
             plan_cmd(preset.as_deref(), &model, width, height, cfg, cfg_img, edit, cache, dtype, json)
@@ -477,6 +485,20 @@ fn verify_weights(m: &ModelArgs) -> Result<()> {
     files.push(bundle.vq_weights.clone());
     let mut n = 0usize;
     for file in &files {
+        if file.extension().is_some_and(|e| e == "gguf") {
+            // quantized: every tensor dequantized and checked
+            let mut f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+            let c = candle_core::quantized::gguf_file::Content::read(&mut f).map_err(|e| Error::bundle(file, e.to_string()))?;
+            for (name, ti) in &c.tensor_infos {
+                let q = ti.read(&mut f, c.tensor_data_offset, &candle_core::Device::Cpu).map_err(|e| Error::bundle(file, format!("tensor `{name}`: {e}")))?;
+                let v = q.dequantize(&candle_core::Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(Error::bundle(file, format!("tensor `{name}` holds {} at index {i}: the weights are damaged; quantize them again", v[i])));
+                }
+                n += v.len();
+            }
+            continue;
+        }
         // SAFETY: read-only map of a file whose header was checked by Bundle::open
         let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(file) }
             .map_err(|e| Error::bundle(file, format!("cannot map: {e}")))?;
@@ -515,6 +537,9 @@ fn info(m: &ModelArgs, json: bool) -> Result<()> {
     println!("model       {} ({})", info.name, info.path);
     println!("parameters  {} ({:.3} B)", info.parameters, info.parameters as f64 / 1e9);
     println!("stored      {} in {} shard(s); runs in {} on {}", info.stored_dtype, bundle.weight_files.len(), info.compute_dtype, info.device);
+    if let Some(q) = &info.quantization {
+        println!("quantized   {q} projections (GGUF {}); norms F32, embedding and head F16", unmask::bundle::GGUF_WEIGHTS);
+    }
     println!(
         "transformer d_model {}, {} layers, {} heads ({} kv), MLP {}",
         info.d_model, info.n_layers, info.n_heads, info.n_kv_heads, info.mlp_hidden

@@ -1,0 +1,147 @@
+//! `unmask quantize` (issue 18): a bundle whose transformer projections are
+//! stored in candle's quantized GGUF format (`candle_core::quantized`), so
+//! the 8B model fits 12-16 GB GPUs. What stays in higher precision, and why:
+//! the norms (F32: a few thousand values, and every activation passes
+//! them), the token embedding and the output head (F16: the head's image
+//! slice decides every code, the embedding every input; together 2.2 GB of
+//! the 8B model). A projection whose input width is not a whole number of
+//! the type's blocks (Q4K: 256) falls back to Q4_0 (4-bit, blocks of 32),
+//! then Q8_0, else F16: the embedded model (width 128) is Q4_0 under `q4k`. The
+//! VQ-VAE, tokenizer, configs and `unmask.json` are copied unchanged. The
+//! output folder is written beside its target and renamed when complete.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::{DType, Device};
+
+use crate::bundle::{Bundle, GGUF_WEIGHTS};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantType {
+    Q8_0,
+    Q4K,
+}
+
+impl QuantType {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "q8_0" | "q8" => Ok(Self::Q8_0),
+            "q4k" | "q4_k" | "q4" => Ok(Self::Q4K),
+            other => Err(Error::invalid(format!("--type {other}: use q8_0 or q4k"))),
+        }
+    }
+    fn ggml(self) -> GgmlDType {
+        match self {
+            Self::Q8_0 => GgmlDType::Q8_0,
+            Self::Q4K => GgmlDType::Q4K,
+        }
+    }
+    /// Stored bytes per weight.
+    pub fn bytes_per_weight(self) -> f64 {
+        let t = self.ggml();
+        t.type_size() as f64 / t.block_size() as f64
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub dir: PathBuf,
+    pub bytes: u64,
+    /// (type, tensors) counts.
+    pub types: Vec<(String, usize)>,
+}
+
+/// The type each tensor of the transformer gets.
+fn choose(name: &str, shape: &[usize], want: QuantType) -> GgmlDType {
+    let projection = name.contains(".blocks.") && shape.len() == 2;
+    if !projection {
+        return if shape.len() == 1 { GgmlDType::F32 } else { GgmlDType::F16 };
+    }
+    let inner = shape[1];
+    // 4-bit stays 4-bit on narrow models: Q4_0's blocks are 32 wide
+    let chain: &[GgmlDType] = match want {
+        QuantType::Q4K => &[GgmlDType::Q4K, GgmlDType::Q4_0, GgmlDType::Q8_0],
+        QuantType::Q8_0 => &[GgmlDType::Q8_0],
+    };
+    for &t in chain {
+        if inner % t.block_size() == 0 {
+            return t;
+        }
+    }
+    GgmlDType::F16
+}
+
+pub fn quantize(model: &Path, out: &Path, want: QuantType) -> Result<Report> {
+    let bundle = Bundle::open(model)?;
+    if bundle.is_quantized() {
+        return Err(Error::bundle(model, "is quantized already: quantize the safetensors bundle it came from"));
+    }
+    if out.exists() {
+        return Err(Error::bundle(out, "exists already: choose a new --out folder (nothing is overwritten)"));
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::bundle(parent, format!("cannot create: {e}")))?;
+    let tmp = parent.join(format!(".{}.partial", out.file_name().and_then(|n| n.to_str()).unwrap_or("quantized")));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let r = write(&bundle, &tmp, want);
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let mut report = r?;
+    std::fs::rename(&tmp, out).map_err(|e| Error::bundle(out, format!("cannot move the finished bundle in place: {e}")))?;
+    report.dir = out.to_path_buf();
+    Ok(report)
+}
+
+fn write(bundle: &Bundle, tmp: &Path, want: QuantType) -> Result<Report> {
+    std::fs::create_dir_all(tmp.join("vqvae")).map_err(|e| Error::bundle(tmp, format!("cannot create: {e}")))?;
+    // SAFETY: read-only maps of files the bundle check has opened and parsed.
+    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&bundle.weight_files, DType::F32, &Device::Cpu) }
+        .map_err(|e| Error::bundle(&bundle.weight_files[0], format!("cannot map weights: {e}")))?;
+    let mut names: Vec<(String, Vec<usize>)> = bundle.config.expected_tensors();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for (name, shape) in &names {
+        let t = vb.get(shape.as_slice(), name).map_err(|e| Error::bundle(&bundle.dir, format!("reading `{name}`: {e}")))?;
+        let ty = choose(name, shape, want);
+        let q = QTensor::quantize(&t, ty).map_err(|e| Error::bundle(&bundle.dir, format!("quantizing `{name}` to {ty:?}: {e}")))?;
+        *counts.entry(format!("{ty:?}")).or_default() += 1;
+        tensors.push((name.clone(), q));
+    }
+    let gguf = tmp.join(GGUF_WEIGHTS);
+    let mut f = std::fs::File::create(&gguf).map_err(|e| Error::bundle(&gguf, format!("cannot create: {e}")))?;
+    let arch = gguf_file::Value::String("llada".into());
+    let kind = gguf_file::Value::String(format!("{:?}", want.ggml()).to_lowercase());
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
+    gguf_file::write(&mut f, &[("general.architecture", &arch), ("unmask.quantization", &kind)], &refs)
+        .map_err(|e| Error::bundle(&gguf, format!("cannot write: {e}")))?;
+    f.sync_all().map_err(|e| Error::io(&gguf, e))?;
+    for rel in ["config.json", "tokenizer.json", "unmask.json", "vqvae/config.json", "vqvae/diffusion_pytorch_model.safetensors"] {
+        let from = bundle.dir.join(rel);
+        if from.is_file() {
+            std::fs::copy(&from, tmp.join(rel)).map_err(|e| Error::bundle(&from, format!("cannot copy: {e}")))?;
+        }
+    }
+    let bytes = dir_bytes(tmp);
+    Ok(Report { dir: tmp.to_path_buf(), bytes, types: counts.into_iter().collect() })
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
