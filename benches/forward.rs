@@ -19,16 +19,38 @@ fn main() {
     println!("unmask (candle f32, {threads} threads): forward of {tokens} tokens: {ms:.1} ms, {:.0} tokens/s", tokens as f64 / ms * 1e3);
     // two guidance branches (the second 12 tokens shorter): one after the
     // other vs one packed forward (`-- batch-only` stops after this)
-    let short = &ids[12..];
-    let seq_ms = common::median_ms(3, || {
-        model.hidden(&ids).expect("forward");
-        model.hidden(short).expect("forward");
-    });
-    let batch_ms = common::median_ms(3, || {
-        model.hidden_batch(&[&ids, short]).expect("forward");
-    });
-    println!("two branches: one after the other {seq_ms:.1} ms, batched {batch_ms:.1} ms, ratio x{:.2}", seq_ms / batch_ms);
+    // (`-- quant-only`: skips to the quantized comparison below)
+    let quant_only = std::env::args().any(|a| a == "quant-only");
+    if !quant_only {
+        let short = &ids[12..];
+        let seq_ms = common::median_ms(3, || {
+            model.hidden(&ids).expect("forward");
+            model.hidden(short).expect("forward");
+        });
+        let batch_ms = common::median_ms(3, || {
+            model.hidden_batch(&[&ids, short]).expect("forward");
+        });
+        println!("two branches: one after the other {seq_ms:.1} ms, batched {batch_ms:.1} ms, ratio x{:.2}", seq_ms / batch_ms);
+    }
     if std::env::args().any(|a| a == "batch-only") {
+        return;
+    }
+    // issue 18: the same weights quantized (GGUF, QMatMul on the CPU)
+    let cfg = common::mid_config();
+    let vb = unmask::model::random::random_llada_weights(&cfg, candle_core::DType::F32, &candle_core::Device::Cpu).expect("weights");
+    let dense = unmask::model::Llada::load(&cfg, vb.clone()).expect("model");
+    let f32_ms = common::median_ms(3, || drop(dense.hidden(&ids).expect("forward")));
+    let mut line = format!("mid-size forward of {tokens} tokens: f32 {f32_ms:.0} ms");
+    for q in [unmask::quantize::QuantType::Q8_0, unmask::quantize::QuantType::Q4K] {
+        let path = std::env::temp_dir().join(format!("unmask-bench-{}-{q:?}.gguf", std::process::id()));
+        unmask::quantize::write_gguf(&cfg, &vb, &path, q).expect("quantize");
+        let m = unmask::model::Llada::load_gguf(&cfg, &path, &candle_core::Device::Cpu, candle_core::DType::F32).expect("load");
+        let _ = std::fs::remove_file(&path);
+        let ms = common::median_ms(3, || drop(m.hidden(&ids).expect("forward")));
+        line += &format!(", {q:?} {ms:.0} ms (x{:.2} of f32's time)", ms / f32_ms);
+    }
+    println!("{line}");
+    if quant_only {
         return;
     }
 

@@ -55,6 +55,8 @@ pub struct Plan {
     pub attention_bytes: u64,
     pub parts: Breakdown,
     pub peak_bytes: u64,
+    /// Quantized projections (`q8_0`, `q4k`), when planned for.
+    pub quantization: Option<String>,
 }
 
 pub struct Request {
@@ -93,6 +95,7 @@ pub fn plan(name: &str, cfg: &LladaConfig, vq: &VqConfig, codebook: usize, req: 
         attention_bytes: req.attention_bytes,
         peak_bytes: parts.peak(),
         parts,
+        quantization: None,
     }
 }
 
@@ -112,7 +115,10 @@ impl Plan {
             self.dtype
         );
         let rows = [
-            ("transformer weights", p.weights, format!("{:.2} B parameters", self.parameters as f64 / 1e9)),
+            ("transformer weights", p.weights, match &self.quantization {
+                Some(q) => format!("{:.2} B parameters, {q} projections (+ one unpacked f32)", self.parameters as f64 / 1e9),
+                None => format!("{:.2} B parameters", self.parameters as f64 / 1e9),
+            }),
             ("VQ-VAE weights", p.vq_weights, "f32".into()),
             ("activations", p.activations, "one step's hidden states and MLP, branches batched".into()),
             ("attention workspace", p.attention, format!("scores + softmax, chunked under {}", g(self.attention_bytes))),

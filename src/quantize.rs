@@ -101,25 +101,8 @@ fn write(bundle: &Bundle, tmp: &Path, want: QuantType) -> Result<Report> {
     // SAFETY: read-only maps of files the bundle check has opened and parsed.
     let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&bundle.weight_files, DType::F32, &Device::Cpu) }
         .map_err(|e| Error::bundle(&bundle.weight_files[0], format!("cannot map weights: {e}")))?;
-    let mut names: Vec<(String, Vec<usize>)> = bundle.config.expected_tensors();
-    names.sort();
-    let mut tensors = Vec::with_capacity(names.len());
-    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-    for (name, shape) in &names {
-        let t = vb.get(shape.as_slice(), name).map_err(|e| Error::bundle(&bundle.dir, format!("reading `{name}`: {e}")))?;
-        let ty = choose(name, shape, want);
-        let q = QTensor::quantize(&t, ty).map_err(|e| Error::bundle(&bundle.dir, format!("quantizing `{name}` to {ty:?}: {e}")))?;
-        *counts.entry(format!("{ty:?}")).or_default() += 1;
-        tensors.push((name.clone(), q));
-    }
     let gguf = tmp.join(GGUF_WEIGHTS);
-    let mut f = std::fs::File::create(&gguf).map_err(|e| Error::bundle(&gguf, format!("cannot create: {e}")))?;
-    let arch = gguf_file::Value::String("llada".into());
-    let kind = gguf_file::Value::String(format!("{:?}", want.ggml()).to_lowercase());
-    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
-    gguf_file::write(&mut f, &[("general.architecture", &arch), ("unmask.quantization", &kind)], &refs)
-        .map_err(|e| Error::bundle(&gguf, format!("cannot write: {e}")))?;
-    f.sync_all().map_err(|e| Error::io(&gguf, e))?;
+    let counts = write_gguf(&bundle.config, &vb, &gguf, want).map_err(|e| Error::bundle(&bundle.dir, e.to_string()))?;
     for rel in ["config.json", "tokenizer.json", "unmask.json", "vqvae/config.json", "vqvae/diffusion_pytorch_model.safetensors"] {
         let from = bundle.dir.join(rel);
         if from.is_file() {
@@ -127,7 +110,31 @@ fn write(bundle: &Bundle, tmp: &Path, want: QuantType) -> Result<Report> {
         }
     }
     let bytes = dir_bytes(tmp);
-    Ok(Report { dir: tmp.to_path_buf(), bytes, types: counts.into_iter().collect() })
+    Ok(Report { dir: tmp.to_path_buf(), bytes, types: counts })
+}
+
+/// Writes the transformer of `cfg`, read from `vb` (f32), as a GGUF file at
+/// `path` with its projections in `want`; the count of tensors per type.
+pub fn write_gguf(cfg: &crate::model::LladaConfig, vb: &candle_nn::VarBuilder, path: &Path, want: QuantType) -> Result<Vec<(String, usize)>> {
+    let mut names: Vec<(String, Vec<usize>)> = cfg.expected_tensors();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for (name, shape) in &names {
+        let t = vb.get(shape.as_slice(), name).map_err(|e| Error::invalid(format!("reading `{name}`: {e}")))?;
+        let ty = choose(name, shape, want);
+        let q = QTensor::quantize(&t, ty).map_err(|e| Error::invalid(format!("quantizing `{name}` to {ty:?}: {e}")))?;
+        *counts.entry(format!("{ty:?}")).or_default() += 1;
+        tensors.push((name.clone(), q));
+    }
+    let mut f = std::fs::File::create(path).map_err(|e| Error::bundle(path, format!("cannot create: {e}")))?;
+    let arch = gguf_file::Value::String("llada".into());
+    let kind = gguf_file::Value::String(format!("{:?}", want.ggml()).to_lowercase());
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
+    gguf_file::write(&mut f, &[("general.architecture", &arch), ("unmask.quantization", &kind)], &refs)
+        .map_err(|e| Error::bundle(path, format!("cannot write: {e}")))?;
+    f.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(counts.into_iter().collect())
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -144,4 +151,27 @@ fn dir_bytes(dir: &Path) -> u64 {
             }
         })
         .sum()
+}
+
+/// The transformer's bytes in memory when its projections are `quant`
+/// (dense: every weight at `dtype_bytes`): the projections at their stored
+/// type (the same fallbacks as [`quantize`]), the embedding, head and norms
+/// in the compute dtype (they are dequantized at load), plus one projection
+/// dequantized to f32 (what a large quantized matmul on the GPU unpacks).
+pub fn weight_bytes(cfg: &crate::model::LladaConfig, quant: Option<QuantType>, dtype_bytes: u64) -> u64 {
+    let Some(q) = quant else { return cfg.parameter_count() as u64 * dtype_bytes };
+    let mut bytes = 0f64;
+    let mut largest = 0u64;
+    for (name, shape) in cfg.expected_tensors() {
+        let n: usize = shape.iter().product();
+        let t = choose(&name, &shape, q);
+        bytes += match t {
+            GgmlDType::F32 | GgmlDType::F16 => n as f64 * dtype_bytes as f64,
+            t => {
+                largest = largest.max(n as u64 * 4);
+                n as f64 * t.type_size() as f64 / t.block_size() as f64
+            }
+        };
+    }
+    bytes as u64 + largest
 }

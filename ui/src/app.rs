@@ -481,7 +481,9 @@ impl Studio {
             image: doc.image().clone(),
             fit: FitMode::Auto,
             gen_length,
-            settings: TextSettings { steps: gen_length, block_length, temperature: 0.0, seed: 0, cache: false },
+            // the text cache: on the embedded model's eval (200 questions) it
+            // answered 96.0% right vs 93.5% without, 1.56x faster (issue 17)
+            settings: TextSettings { steps: gen_length, block_length, temperature: 0.0, seed: 0, cache: true },
         };
         self.chat.push(ChatTurn { question: q, answer: String::new(), done: false });
         self.question.clear();

@@ -187,6 +187,9 @@ pub enum Command {
         cache: bool,
         #[arg(long, value_enum, default_value_t = DtypeArg::Bf16)]
         dtype: DtypeArg,
+        /// Quantized projections: q8_0 or q4k (default: the bundle's, else none)
+        #[arg(long)]
+        quant: Option<String>,
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,

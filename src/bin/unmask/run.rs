@@ -34,8 +34,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Download { repo, revision, dir, endpoint, token } => download(repo, revision, dir, endpoint, token),
-        Command::Plan { preset, model, width, height, cfg, cfg_img, edit, cache, dtype, json } => {
-            plan_cmd(preset.as_deref(), &model, width, height, cfg, cfg_img, edit, cache, dtype, json)
+        Command::Plan { preset, model, width, height, cfg, cfg_img, edit, cache, dtype, quant, json } => {
+            plan_cmd(preset.as_deref(), &model, width, height, cfg, cfg_img, edit, cache, dtype, quant.as_deref(), json)
         }
         Command::Encode { model, image, tokens_out, fit } => {
             output::check_target(&tokens_out, "--tokens-out codes", &["json"])?;
@@ -170,9 +170,11 @@ fn plan_cmd(
     edit: bool,
     cache: bool,
     dtype: DtypeArg,
+    quant: Option<&str>,
     json: bool,
 ) -> Result<()> {
     use unmask::plan;
+    let mut quant = quant.map(unmask::quantize::QuantType::parse).transpose()?;
     let dtype_bytes = match dtype {
         DtypeArg::Bf16 => 2,
         DtypeArg::F32 => 4,
@@ -189,6 +191,9 @@ fn plan_cmd(
             let b = Bundle::open(model_dir(model)?)?;
             let vqw = std::fs::metadata(&b.vq_weights).map(|m| m.len()).unwrap_or(0);
             let d = (b.defaults.width, b.defaults.height, b.defaults.cfg);
+            if quant.is_none() {
+                quant = b.quantization().map(|q| if q.contains('4') { unmask::quantize::QuantType::Q4K } else { unmask::quantize::QuantType::Q8_0 });
+            }
             (b.name(), b.config.clone(), b.vq_config.clone(), b.special.codebook_size as usize, vqw, d)
         }
     };
@@ -207,8 +212,9 @@ fn plan_cmd(
         dtype_bytes,
         attention_bytes: unmask::model::llada::ATTENTION_BYTES as u64,
     };
-    let weights = lcfg.parameter_count() as u64 * dtype_bytes;
-    let p = plan::plan(&name, &lcfg, &vq, codebook, &req, weights, vq_weights);
+    let weights = unmask::quantize::weight_bytes(&lcfg, quant, dtype_bytes);
+    let mut p = plan::plan(&name, &lcfg, &vq, codebook, &req, weights, vq_weights);
+    p.quantization = quant.map(|q| format!("{q:?}").to_lowercase());
     if json {
         println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
     } else {
