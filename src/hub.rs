@@ -224,31 +224,12 @@ fn verify(path: &Path, e: &Entry) -> Result<()> {
         return Err(Error::invalid(format!("{}: {len} bytes on disk, the hub says {}: the download is damaged; run again to fetch it anew", e.name, e.size)));
     }
     let tag = e.etag.trim_matches('"').to_ascii_lowercase();
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let mut f = std::fs::File::open(path).map_err(|err| Error::bundle(path, format!("cannot read: {err}")))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let got = if tag.len() == 64 && tag.bytes().all(|c| c.is_ascii_hexdigit()) {
-        let mut h = sha2::Sha256::new();
-        loop {
-            let n = f.read(&mut buf).map_err(|err| Error::bundle(path, err.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        hex(&h.finalize())
-    } else if tag.len() == 40 && tag.bytes().all(|c| c.is_ascii_hexdigit()) {
+    let is_hex = |n: usize| tag.len() == n && tag.bytes().all(|c| c.is_ascii_hexdigit());
+    let got = if is_hex(64) {
+        hash_file::<sha2::Sha256>(path, b"")?
+    } else if is_hex(40) {
         // a git blob's id: sha1 of "blob <len>\0" and the content
-        let mut h = sha1::Sha1::new();
-        h.update(format!("blob {len}\0").as_bytes());
-        loop {
-            let n = f.read(&mut buf).map_err(|err| Error::bundle(path, err.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        hex(&h.finalize())
+        hash_file::<sha1::Sha1>(path, format!("blob {len}\0").as_bytes())?
     } else {
         return Ok(()); // no hash given: the size is all we can check
     };
@@ -256,6 +237,22 @@ fn verify(path: &Path, e: &Entry) -> Result<()> {
         return Err(Error::invalid(format!("{}: content does not match the hub's hash ({tag}, got {got}): the bytes were corrupted on the way; run again to fetch it anew", e.name)));
     }
     Ok(())
+}
+
+/// The hex digest of `prefix` followed by the file's bytes.
+fn hash_file<D: Digest>(path: &Path, prefix: &[u8]) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|err| Error::bundle(path, format!("cannot read: {err}")))?;
+    let mut h = D::new();
+    h.update(prefix);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|err| Error::bundle(path, err.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|x| format!("{x:02x}")).collect())
 }
 
 /// hf-hub's progress hook: forwards to ours and stops the download when cancelled.

@@ -154,9 +154,10 @@ fn ask_shows_the_answer() {
         question: "what color is the circle?".into(),
         image: st.doc.as_ref().unwrap().image().clone(),
         fit: unmask::tasks::FitMode::Auto,
-        // the fixture bundle names no answer length: 32, one step a position, as the CLI
+        // the fixture bundle names no answer length: 32, one step a position, as the CLI;
+        // the Studio answers with the text cache on
         gen_length: 32,
-        settings: unmask::sampler::TextSettings { steps: 32, block_length: 32, temperature: 0.0, seed: 0, cache: false },
+        settings: unmask::sampler::TextSettings { steps: 32, block_length: 32, temperature: 0.0, seed: 0, cache: true },
     };
     let unmask::tasks::Output::Answer { text, .. } = unmask::tasks::run(&engine, &job, &mut unmask::sampler::Quiet).unwrap() else { panic!() };
     assert_eq!(turn.answer, text);
