@@ -112,7 +112,7 @@ fn hub_error(req: &Request, what: &str, e: ApiError) -> Error {
 
 /// The files to fetch: the required ones, the optional ones the repo has,
 /// and the shards the weight index names (or the single `model.safetensors`).
-fn plan(req: &Request, repo: &ApiRepo) -> Result<Vec<Entry>> {
+fn plan(req: &Request, api: &Api, repo: &ApiRepo) -> Result<Vec<Entry>> {
     let info = repo.info().map_err(|e| hub_error(req, "listing the repo", e))?;
     let has = |n: &str| info.siblings.iter().any(|s| s.rfilename == n);
     let mut names: Vec<String> = Vec::new();
@@ -143,18 +143,13 @@ fn plan(req: &Request, repo: &ApiRepo) -> Result<Vec<Entry>> {
     } else {
         return Err(Error::invalid(format!("{} has neither model.safetensors.index.json nor model.safetensors", req.repo)));
     }
-    let mut out = Vec::with_capacity(names.len());
-    for n in names {
-        let m = repo_metadata(req, repo, &n)?;
-        out.push(m);
-    }
-    Ok(out)
-}
-
-fn repo_metadata(req: &Request, repo: &ApiRepo, name: &str) -> Result<Entry> {
-    let api = api(req)?;
-    let m = api.metadata(&repo.url(name)).map_err(|e| hub_error(req, name, e))?;
-    Ok(Entry { name: name.into(), size: m.size() as u64, etag: m.etag().to_string() })
+    names
+        .into_iter()
+        .map(|n| {
+            let m = api.metadata(&repo.url(&n)).map_err(|e| hub_error(req, &n, e))?;
+            Ok(Entry { size: m.size() as u64, etag: m.etag().to_string(), name: n })
+        })
+        .collect()
 }
 
 /// Where downloaded bundles go by default: `$XDG_DATA_HOME/unmask/models`,
@@ -299,7 +294,7 @@ pub fn download(req: &Request, progress: &mut dyn Progress, cancel: Arc<AtomicBo
     }
     let api = api(req)?;
     let repo = api.repo(Repo::with_revision(req.repo.clone(), RepoType::Model, req.revision.clone()));
-    let files = plan(req, &repo)?;
+    let files = plan(req, &api, &repo)?;
     let cache = req.cache.clone().map(hf_hub::Cache::new).unwrap_or_else(hf_hub::Cache::from_env);
     let cached = cache.repo(Repo::with_revision(req.repo.clone(), RepoType::Model, req.revision.clone()));
     let part = partial_dir(&req.dir);

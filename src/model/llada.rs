@@ -287,7 +287,7 @@ impl Llada {
     /// (the offsets: [`BranchCache::offsets`]).
     pub fn forward_fill_batch(&self, seqs: &[&[u32]], cache: &mut BranchCache) -> Result<Tensor> {
         let vocab = cache.vocab().ok_or_else(|| Error::invalid("ML-Cache: this cache keeps no logits"))?;
-        self.fill(seqs, cache)?;
+        cache.reset(self.cfg.n_layers, seqs.iter().map(|s| s.len()).collect());
         let h = self.run(seqs, None, Some(cache))?.0;
         let logits = self.head(&h, None, vocab)?;
         cache.set_logits(logits.clone());
@@ -311,7 +311,7 @@ impl Llada {
     /// Text cache full pass: like [`Llada::forward_fill`] but keeps only K/V
     /// (a cache from [`BranchCache::kv_only`]); the hidden states `[T, d]`.
     pub fn hidden_fill(&self, ids: &[u32], cache: &mut BranchCache) -> Result<Tensor> {
-        self.fill(&[ids], cache)?;
+        cache.reset(self.cfg.n_layers, vec![ids.len()]);
         Ok(self.run(&[ids], None, Some(cache))?.0)
     }
 
@@ -323,11 +323,6 @@ impl Llada {
             return Err(Error::invalid("text cache: a partial pass needs at least one position"));
         }
         Ok(self.run(&[ids], Some(&[positions]), Some(cache))?.0)
-    }
-
-    fn fill(&self, seqs: &[&[u32]], cache: &mut BranchCache) -> Result<()> {
-        cache.reset(self.cfg.n_layers, seqs.iter().map(|s| s.len()).collect());
-        Ok(())
     }
 
     /// Checks a partial pass against the cache.
