@@ -194,16 +194,19 @@ pub fn read_gguf_header(path: &Path) -> Result<Vec<(String, String, Vec<usize>)>
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let content = candle_core::quantized::gguf_file::Content::read(&mut file)
-        .map_err(|e| Error::bundle(path, format!("not a GGUF file this version can read (truncated, damaged or an unknown tensor type): {e}")))?;
+        // the first line: candle appends a backtrace when RUST_BACKTRACE is set
+        .map_err(|e| Error::bundle(path, format!("not a GGUF file this version can read (truncated, damaged or an unknown tensor type): {}", e.to_string().lines().next().unwrap_or(""))))?;
     let mut out = Vec::with_capacity(content.tensor_infos.len());
     for (name, info) in &content.tensor_infos {
         let t = info.ggml_dtype;
-        let n = info.shape.elem_count();
+        // dims come from the file: a product past u64 is damage, not a size
+        let n = info.shape.dims().iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| Error::bundle(path, format!("tensor `{name}` claims an impossible shape {:?}", info.shape.dims())))?;
         if n % t.block_size() != 0 {
             return Err(Error::bundle(path, format!("tensor `{name}`: {n} values do not fill whole {t:?} blocks")));
         }
-        let bytes = (n / t.block_size() * t.type_size()) as u64;
-        if content.tensor_data_offset + info.offset + bytes > len {
+        let bytes = (n / t.block_size()) as u128 * t.type_size() as u128;
+        if content.tensor_data_offset as u128 + info.offset as u128 + bytes > len as u128 {
             return Err(Error::bundle(path, format!("truncated: tensor `{name}` reaches past the end of the file; download or quantize it again")));
         }
         out.push((name.clone(), format!("{t:?}").to_uppercase(), info.shape.dims().to_vec()));

@@ -293,3 +293,38 @@ fn special_ids_must_be_distinct_and_outside_the_image_codes() {
     let e = fails(&["info", "--model", m.to_str().unwrap()]);
     assert!(e.contains("among the image codes"), "{e}");
 }
+
+#[test]
+fn hostile_gguf_headers_are_refused_in_one_line_under_a_memory_cap() {
+    // a quantized copy of the fixture, then its model.gguf replaced by headers
+    // that claim huge counts, names and shapes in a few bytes
+    let dir = common::scratch("hostile-gguf").join("q");
+    unmask::quantize::quantize(&common::fixture_model(), &dir, unmask::quantize::QuantType::Q8_0).unwrap();
+    let hdr = |tensors: u64, meta: u64| [0x4655_4747u32.to_le_bytes().as_slice(), &2u32.to_le_bytes(), &tensors.to_le_bytes(), &meta.to_le_bytes()].concat();
+    let name = b"model.transformer.wte.weight";
+    let tensor = |dims: &[u64]| {
+        let mut t = (name.len() as u64).to_le_bytes().to_vec();
+        t.extend_from_slice(name);
+        t.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+        dims.iter().for_each(|d| t.extend_from_slice(&d.to_le_bytes()));
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(&0u64.to_le_bytes());
+        t
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("tensor count", hdr(1 << 40, 0)),
+        ("metadata count", hdr(0, 1 << 40)),
+        ("tensor count under candle's cap", hdr(1 << 29, 0)),
+        ("name length", [hdr(1, 0), (1u64 << 40).to_le_bytes().to_vec()].concat()),
+        ("shape", [hdr(1, 0), tensor(&[1 << 40, 1 << 40]), vec![0; 64]].concat()),
+    ];
+    let m = dir.to_str().unwrap();
+    for (what, bytes) in cases {
+        std::fs::write(dir.join("model.gguf"), &bytes).unwrap();
+        let out = run(&["info", "--model", m], &[("RUST_BACKTRACE", "1")], &[(libc::RLIMIT_AS, 2 << 30)]);
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert!(!out.status.success() && out.status.code() == Some(1), "{what}: a clean refusal, not a crash: {err}");
+        assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+        assert!(err.contains("model.gguf"), "{what}: names the file: {err}");
+    }
+}
