@@ -98,14 +98,14 @@ fn hub_error(req: &Request, what: &str, e: ApiError) -> Error {
             ureq::Error::StatusCode(404) => format!("{what}: not found on {at} (repo {}, revision {}): check --repo and --revision", req.repo, req.revision),
             ureq::Error::StatusCode(c) => format!("{what}: the hub at {at} answered HTTP {c}; try again later"),
             ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound | ureq::Error::Timeout(_) => {
-                format!("cannot reach the hub at {at} ({what}: {text}); check your network, --endpoint or HF_ENDPOINT. Run the command again to resume")
+                format!("cannot reach the hub at {at} ({what}: {text}); check your network, --endpoint or HF_ENDPOINT. Run the download again to resume")
             }
-            _ => format!("{what}: {text} (hub at {at}); run the command again to resume"),
+            _ => format!("{what}: {text} (hub at {at}); run the download again to resume"),
         }
     } else if let ApiError::IoError(io) = &e {
-        format!("{what}: the transfer broke off ({io}; hub at {at}): what arrived is kept, run the command again to resume")
+        format!("{what}: the transfer broke off ({io}; hub at {at}): what arrived is kept, run the download again to resume")
     } else {
-        format!("{what}: {text} (hub at {at}); run the command again to resume")
+        format!("{what}: {text} (hub at {at}); run the download again to resume")
     };
     Error::invalid(msg)
 }

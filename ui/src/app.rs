@@ -142,13 +142,21 @@ pub struct Studio {
     pub extend_by: [u32; 4],
     /// Text guidance of edits: the release's 2.5 unless the model says otherwise.
     edit_cfg: f32,
+    /// The model download (Model > Download Lumina-DiMOO...), running or just ended.
+    pub download: Option<crate::models::Download>,
+    /// The download dialog is open.
+    pub download_open: bool,
+    /// The model picker's list, read when first shown (and after a download or load).
+    pub known_models: Option<Vec<crate::models::Known>>,
+    repaint: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Studio {
     pub fn new(opts: StudioOptions) -> Self {
         let settings = opts.settings_path.as_deref().map(Settings::load).unwrap_or_default();
-        let worker = match opts.ctx {
-            Some(ctx) => Worker::spawn_with_notify(Arc::new(move || ctx.request_repaint())),
+        let repaint: Option<Arc<dyn Fn() + Send + Sync>> = opts.ctx.map(|ctx| Arc::new(move || ctx.request_repaint()) as Arc<dyn Fn() + Send + Sync>);
+        let worker = match &repaint {
+            Some(r) => Worker::spawn_with_notify(r.clone()),
             None => Worker::spawn(),
         };
         let mut s = Self {
@@ -179,6 +187,10 @@ impl Studio {
             session_dir: opts.session_dir.clone(),
             restore_offer: None,
             edit_cfg: 2.5,
+            download: None,
+            download_open: false,
+            known_models: None,
+            repaint,
         };
         let model = opts
             .model_dir
@@ -633,10 +645,23 @@ impl Studio {
         self.edit_cfg = info.default_edit_cfg.unwrap_or(2.5);
     }
 
+    /// Starts downloading a bundle (the dialog's Start / Resume); one at a time.
+    pub fn start_download(&mut self, req: unmask::hub::Request) {
+        if self.download.as_ref().is_some_and(|d| d.running()) {
+            return;
+        }
+        self.download = Some(crate::models::Download::start(req, self.repaint.clone()));
+    }
+
     /// Drains the worker's events into the state. Call once per frame.
     pub fn poll(&mut self) {
         while let Some(e) = self.worker.try_recv() {
             self.handle(e);
+        }
+        if let Some(dir) = self.download.as_mut().and_then(|d| d.poll()) {
+            self.notify("Model downloaded", &format!("{} is complete and verified; loading it", dir.display()), false);
+            self.known_models = None;
+            self.load_model(&dir);
         }
         self.persist_settings();
         // never mid-stroke: each segment changes the mask
@@ -654,7 +679,9 @@ impl Studio {
                 if self.settings.model_dir.as_ref() != Some(&path) {
                     self.apply_model_defaults(&info);
                 }
+                self.settings.add_opened_model(&path);
                 self.settings.model_dir = Some(path);
+                self.known_models = None;
                 self.model = ModelStatus::Ready(info);
             }
             Event::LoadFailed { path, message } => {

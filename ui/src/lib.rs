@@ -5,6 +5,7 @@ pub mod app;
 mod canvas;
 pub mod document;
 pub mod mask_paint;
+pub mod models;
 mod panels;
 pub mod session;
 pub mod settings;

@@ -1,6 +1,7 @@
 //! The Studio's layout: menu bar, the side panel of modes and settings, the
 //! history strip, the status bar, notices and dialogs.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use egui::{Color32, RichText};
@@ -30,6 +31,70 @@ impl Studio {
         self.notices_ui(ui);
         self.close_guard(ui);
         self.restore_prompt(ui);
+        self.download_dialog(ui);
+        if self.download.as_ref().is_some_and(|d| d.running()) {
+            ui.ctx().request_repaint_after(Duration::from_millis(100));
+        }
+    }
+
+    /// Model > Download Lumina-DiMOO...: progress, cancel, resume.
+    fn download_dialog(&mut self, ui: &egui::Ui) {
+        if !self.download_open {
+            return;
+        }
+        let mut open = true;
+        egui::Window::new("Download Lumina-DiMOO").open(&mut open).collapsible(false).show(ui.ctx(), |ui| {
+            let Some(dir) = unmask::hub::models_dir().map(|m| m.join("Lumina-DiMOO")) else {
+                ui.label("No home folder to put models in.");
+                return;
+            };
+            ui.label(format!("{} from the Hugging Face hub into {}", unmask::hub::DEFAULT_REPO, dir.display()));
+            ui.label("About 16 GB. HF_ENDPOINT, HF_TOKEN and HF_HOME are honoured; an interrupted download resumes.");
+            match &self.download {
+                Some(d) if d.running() => {
+                    let frac = if d.to_fetch > 0 { d.fetched as f32 / d.to_fetch as f32 } else { 0.0 };
+                    let (rate, eta) = d.rate_eta();
+                    let eta = eta.map(|s| format!(", about {s:.0} s left")).unwrap_or_default();
+                    ui.add(egui::ProgressBar::new(frac).text(format!(
+                        "{} of {} ({}/s{eta})",
+                        unmask::limits::gib(d.fetched),
+                        unmask::limits::gib(d.to_fetch),
+                        unmask::limits::gib(rate as u64)
+                    )));
+                    let what = if d.verifying { "verifying" } else { "fetching" };
+                    ui.label(format!("{what} {} ({} of {})", d.file, unmask::limits::gib(d.file_done), unmask::limits::gib(d.file_size)));
+                    if ui.button("Cancel").clicked() {
+                        d.cancel();
+                    }
+                }
+                other => {
+                    if let Some(Err(m)) = other.as_ref().and_then(|d| d.outcome.as_ref()) {
+                        ui.colored_label(ui.visuals().warn_fg_color, m.as_str());
+                    }
+                    if let Some(Ok(p)) = other.as_ref().and_then(|d| d.outcome.as_ref()) {
+                        ui.label(format!("Done: {}", p.display()));
+                    }
+                    let resume = unmask::hub::incomplete(&dir).is_some();
+                    if !resume && dir.join("config.json").is_file() {
+                        // downloaded before: nothing to fetch
+                        if ui.button("Already downloaded: load it").clicked() {
+                            self.load_model(&dir);
+                        }
+                    } else if ui.button(if resume { "Resume" } else { "Start" }).clicked() {
+                        let req = unmask::hub::Request {
+                            repo: unmask::hub::DEFAULT_REPO.into(),
+                            revision: "main".into(),
+                            dir,
+                            endpoint: None,
+                            token: None,
+                            cache: None,
+                        };
+                        self.start_download(req);
+                    }
+                }
+            }
+        });
+        self.download_open = open;
     }
 
     /// Asked once at start when the last session did not close cleanly.
@@ -171,6 +236,18 @@ impl Studio {
                 if let Some(d) = unmask::bundle::default_model_dir() {
                     if ui.button("Use the embedded model").clicked() {
                         self.load_model(&d);
+                    }
+                }
+                if ui.button("Download Lumina-DiMOO...").clicked() {
+                    self.download_open = true;
+                }
+                ui.separator();
+                let known = self.known_models.get_or_insert_with(|| crate::models::known(&self.settings.opened_models)).clone();
+                let current = self.model_info().map(|i| PathBuf::from(&i.path));
+                for k in known {
+                    let label = format!("{}  ({}, {}, {})", k.name, unmask::limits::gib(k.bytes), k.kind, k.origin);
+                    if ui.selectable_label(current.as_ref() == Some(&k.dir), label).on_hover_text(k.dir.display().to_string()).clicked() {
+                        self.load_model(&k.dir);
                     }
                 }
             });

@@ -31,6 +31,8 @@ pub struct Settings {
     pub sketch_height: usize,
     pub model_dir: Option<PathBuf>,
     pub recent_files: Vec<PathBuf>,
+    /// Model folders loaded before, newest first (the model picker lists them).
+    pub opened_models: Vec<PathBuf>,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             sketch_height: 256,
             model_dir: None,
             recent_files: Vec::new(),
+            opened_models: Vec::new(),
         }
     }
 }
@@ -82,6 +85,12 @@ impl Settings {
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, text)?;
         std::fs::rename(tmp, path)
+    }
+
+    pub fn add_opened_model(&mut self, p: &Path) {
+        self.opened_models.retain(|r| r != p);
+        self.opened_models.insert(0, p.to_path_buf());
+        self.opened_models.truncate(10);
     }
 
     pub fn add_recent(&mut self, p: &Path) {
