@@ -22,6 +22,8 @@ pub struct Faults {
     pub corrupt: Option<String>,
     /// Every route but health needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// A pause after every 16 KiB of a transfer (a slow network).
+    pub slow: Option<std::time::Duration>,
 }
 
 pub struct Hub {
@@ -100,9 +102,9 @@ fn serve(mut conn: TcpStream, repo: &str, files: &HashMap<String, Vec<u8>>, serv
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let (cut, corrupt, token) = {
+    let (cut, corrupt, token, slow) = {
         let f = faults.lock().unwrap();
-        (f.cut.clone(), f.corrupt.clone(), f.token.clone())
+        (f.cut.clone(), f.corrupt.clone(), f.token.clone(), f.slow)
     };
     let reply = |conn: &mut TcpStream, status: &str, extra: &str, body: &[u8]| -> std::io::Result<()> {
         write!(conn, "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", body.len())?;
@@ -160,6 +162,9 @@ fn serve(mut conn: TcpStream, repo: &str, files: &HashMap<String, Vec<u8>>, serv
         conn.write_all(&buf[..k])?;
         if counted {
             served.fetch_add(k as u64, Ordering::Relaxed);
+            if let Some(d) = slow {
+                std::thread::sleep(d);
+            }
         }
     }
     conn.flush()?;

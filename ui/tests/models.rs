@@ -1,7 +1,7 @@
 //! The model manager (issue 18): the download dialog against a hub served
 //! on 127.0.0.1 fetches the fixture bundle with progress, the Studio loads it
 //! when it is complete and remembers it for the picker; an interrupted
-//! download resumes with only the missing bytes.
+//! download resumes with only the missing bytes; Cancel stops a slow one, Resume finishes it.
 
 mod common;
 #[path = "../../tests/common/hub.rs"]
@@ -85,4 +85,26 @@ fn an_interrupted_download_keeps_its_bytes_and_resumes() {
     h.state_mut().start_download(request(&server, &dir));
     until(&mut h, "the resumed download and the load", |s| s.model_info().is_some());
     assert_eq!(server.served.load(Ordering::Relaxed), total, "the resume fetched only the rest ({first} before)");
+}
+
+#[test]
+fn cancel_stops_a_slow_download_and_resume_finishes_it() {
+    let files = hub::files_of(&fixture_model());
+    let total: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+    let server = hub::Hub::start("test-org/tiny", files, hub::Faults { slow: Some(std::time::Duration::from_millis(20)), ..Default::default() });
+    let dir = scratch("cancel");
+    let s = Studio::new(StudioOptions { settings_path: None, model_dir: Some(dir.join("none")), open: None, ctx: None, session_dir: None });
+    let mut h = harness(s, 1100.0, 760.0);
+    h.state_mut().start_download(request(&server, &dir));
+    until(&mut h, "the first bytes", |s| s.download.as_ref().is_some_and(|d| d.fetched > 0));
+    h.state().download.as_ref().unwrap().cancel();
+    until(&mut h, "the cancel", |s| s.download.as_ref().is_some_and(|d| !d.running()));
+    let msg = format!("{:?}", h.state().download.as_ref().unwrap().outcome);
+    assert!(msg.contains("cancelled"), "{msg}");
+    assert!(server.served.load(Ordering::Relaxed) < total, "stopped before the end");
+    assert!(h.state().model_info().is_none() && unmask::hub::incomplete(&dir.join("model")).is_some());
+    server.faults.lock().unwrap().slow = None;
+    h.state_mut().start_download(request(&server, &dir));
+    until(&mut h, "the resumed download and the load", |s| s.model_info().is_some());
+    assert_eq!(PathBuf::from(&h.state().model_info().unwrap().path), dir.join("model"));
 }
