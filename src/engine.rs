@@ -33,7 +33,7 @@ impl DeviceChoice {
 }
 
 /// What front ends show about a loaded model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ModelInfo {
     pub name: String,
     pub path: String,
@@ -69,6 +69,18 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
+    /// (text, image) guidance of a task by default: the bundle's, else the
+    /// release's (what [`crate::bundle::BundleDefaults::guidance`] says).
+    pub fn guidance(&self, edit: bool) -> (f32, f32) {
+        let d = crate::bundle::BundleDefaults {
+            cfg: self.default_cfg,
+            edit_cfg: self.default_edit_cfg,
+            edit_cfg_img: self.default_edit_cfg_img,
+            ..Default::default()
+        };
+        d.guidance(edit)
+    }
+
     pub fn from_bundle(b: &Bundle, tokenizer_vocab: usize, device: &Device, dtype: DType) -> Self {
         let c = &b.config;
         Self {

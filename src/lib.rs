@@ -2,7 +2,8 @@
 //! VQ-VAE and samplers with candle. Knows nothing of any user interface.
 //!
 //! Layers, each using only those above it: [`model`] (tensors) <- `sampler`
-//! (algorithms) <- `worker` (jobs and threads) <- front ends (CLI, `ui/`).
+//! (algorithms) <- `worker` (jobs and threads) <- front ends (CLI, `ui/`,
+//! [`remote`]: the server and its clients).
 
 pub mod alloc;
 pub mod bundle;
@@ -21,6 +22,7 @@ pub mod output;
 pub mod plan;
 pub mod profile;
 pub mod quantize;
+pub mod remote;
 pub mod sampler;
 pub mod shapes;
 pub mod tasks;

@@ -306,7 +306,7 @@ pub struct Rgb {
 }
 
 /// A grid of VQ codes, row-major.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CodeGrid {
     pub height: usize,
     pub width: usize,

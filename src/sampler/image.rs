@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::model::{BranchCache, CodeGrid, Llada};
 use candle_core::Tensor;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CacheSettings {
     /// Share of positions served from the cache at a partial step.
     pub ratio: f64,
@@ -28,7 +29,8 @@ impl Default for CacheSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImageSettings {
     pub steps: usize,
     /// Text guidance scale (0 = none).

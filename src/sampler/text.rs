@@ -13,7 +13,8 @@ use crate::bundle::SpecialTokens;
 use crate::error::{Error, Result};
 use crate::model::{BranchCache, Llada};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TextSettings {
     /// Total steps over all blocks (a multiple of the number of blocks).
     pub steps: usize,

@@ -6,7 +6,7 @@ pub mod budget;
 pub mod inpaint;
 
 use image::{GrayImage, RgbImage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::composite::composite;
 use crate::crop::{Context, Crop, Rect};
@@ -21,7 +21,8 @@ pub const EDIT_AREA: usize = 512 * 512;
 pub const ASK_AREA: usize = 1024 * 1024;
 
 /// How an input image is sized for the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FitMode {
     /// Native when the sides are multiples of the VQ factor and the area is
     /// within the task's bucket area; the bucket otherwise.
@@ -66,7 +67,7 @@ impl Job {
 }
 
 /// Where and at what size the model worked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Work {
     /// The inpaint crops, in the order they ran (empty for other tasks).
     pub crops: Vec<Crop>,

@@ -52,6 +52,8 @@ pub enum Command {
     Generate {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         prompt: String,
         /// Width in pixels (multiple of the VQ factor); default from the bundle, else 1024
@@ -68,6 +70,8 @@ pub enum Command {
     Inpaint {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         prompt: String,
         #[arg(long)]
@@ -92,6 +96,8 @@ pub enum Command {
     Outpaint {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         prompt: String,
         #[arg(long)]
@@ -119,6 +125,8 @@ pub enum Command {
     Edit {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         prompt: String,
         #[arg(long)]
@@ -134,6 +142,8 @@ pub enum Command {
     Ask {
         #[command(flatten)]
         model: ModelArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[arg(long)]
         image: PathBuf,
         #[arg(long)]
@@ -222,6 +232,23 @@ pub enum Command {
         #[arg(long = "type", default_value = "q8_0")]
         kind: String,
     },
+    /// Serve the model over HTTP to the Studio and `--server` clients
+    /// (docs/server-protocol.md). Prints the address and token, then serves until Ctrl-C
+    Serve {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Address to listen on; anything but loopback reaches the network:
+        /// put a TLS proxy in front (see the protocol doc)
+        #[arg(long, default_value = "127.0.0.1:7860")]
+        listen: std::net::SocketAddr,
+        /// The clients' bearer token (default: --token-file, else one made
+        /// on first start and kept in the data folder)
+        #[arg(long)]
+        token: Option<String>,
+        /// A file whose first line is the token
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Evaluate a shapes-world model on fresh scenes and print a table
     Eval {
         #[command(flatten)]
@@ -242,6 +269,20 @@ pub struct ModelArgs {
     /// cpu, cuda or auto
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+/// Running a task on `unmask serve` elsewhere instead of here.
+#[derive(Args)]
+pub struct RemoteArgs {
+    /// Run on this server (http://HOST:PORT, started with `unmask serve`) instead of here
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The server's token (default: UNMASK_TOKEN)
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A file whose first line is the server's token
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// What inpaint and outpaint share: how the result is blended and what the model sees.

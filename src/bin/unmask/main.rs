@@ -2,6 +2,7 @@
 
 mod args;
 mod run;
+mod runner;
 
 use std::process::ExitCode;
 

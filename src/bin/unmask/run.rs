@@ -14,6 +14,7 @@ use unmask::codes;
 use unmask::output;
 
 use crate::args::{Cli, Command, DtypeArg, FitArg, ModelArgs, OutArgs, SamplingArgs};
+use crate::runner::Runner;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -73,9 +74,10 @@ pub fn run(cli: Cli) -> Result<()> {
             eprintln!("{} x {} codes -> {}x{} px in {}", grid.height, grid.width, img.width(), img.height(), out.display());
             Ok(())
         }
-        Command::Generate { model, prompt, width, height, sampling, out } => {
-            let engine = load(&model)?;
-            let d = &engine.info;
+        Command::Serve { model, listen, token, token_file } => serve(&model, listen, token, token_file.as_deref()),
+        Command::Generate { model, remote, prompt, width, height, sampling, out } => {
+            let runner = Runner::open(&model, &remote)?;
+            let d = runner.info();
             let given = width.is_some() || height.is_some();
             let width = width.or(d.default_width).unwrap_or(1024);
             let height = height.or(d.default_height).unwrap_or(1024);
@@ -85,40 +87,42 @@ pub fn run(cli: Cli) -> Result<()> {
                 format!("the default size {width}x{height} (set --width and --height)")
             };
             check_sides(width, height, d.vq_factor, if given { "" } else { " (the default)" })?;
-            let settings = image_settings(&engine, &sampling, false)?;
-            tasks::budget::check_generate(&engine, &prompt, width, height, &settings, &label)?;
-            finish_image(&engine, Job::Generate { prompt, width, height, settings }, &out)
+            let settings = image_settings(d, &sampling, false)?;
+            if let Some(engine) = runner.engine() {
+                tasks::budget::check_generate(engine, &prompt, width, height, &settings, &label)?;
+            }
+            finish_image(&runner, Job::Generate { prompt, width, height, settings }, &out)
         }
-        Command::Inpaint { model, prompt, image, mask, tokens, grow, retouch, sampling, out } => {
-            let engine = load(&model)?;
+        Command::Inpaint { model, remote, prompt, image, mask, tokens, grow, retouch, sampling, out } => {
+            let runner = Runner::open(&model, &remote)?;
             let img = image_io::open_rgb(&image)?;
             let m = image_io::mask_of(&image_io::open(&mask)?);
-            let codes = tokens.map(|t| codes::read(&t, engine.info.codebook_size)).transpose()?;
-            let feather = feather_px(&engine, retouch.feather)?;
-            let settings = image_settings(&engine, &sampling, false)?;
+            let codes = tokens.map(|t| codes::read(&t, runner.info().codebook_size)).transpose()?;
+            let feather = feather_px(runner.info(), retouch.feather)?;
+            let settings = image_settings(runner.info(), &sampling, false)?;
             let context = retouch.context;
             let job = Job::Inpaint { prompt, image: img, mask: m, codes, grow, feather, context, content: None, settings };
-            announce_crops(&engine, &job, &out)?;
-            finish_image(&engine, job, &out)
+            announce_crops(&runner, &job, &out)?;
+            finish_image(&runner, job, &out)
         }
-        Command::Outpaint { model, prompt, image, left, right, top, bottom, retouch, sampling, out } => {
-            let engine = load(&model)?;
+        Command::Outpaint { model, remote, prompt, image, left, right, top, bottom, retouch, sampling, out } => {
+            let runner = Runner::open(&model, &remote)?;
             let img = image_io::open_rgb(&image)?;
             let (canvas, m, content) = tasks::inpaint::extend_canvas(&img, left, right, top, bottom)?;
-            let feather = feather_px(&engine, retouch.feather)?;
-            let settings = image_settings(&engine, &sampling, false)?;
+            let feather = feather_px(runner.info(), retouch.feather)?;
+            let settings = image_settings(runner.info(), &sampling, false)?;
             let context = retouch.context;
             eprintln!("{}x{} px -> {}x{} px canvas", img.width(), img.height(), canvas.width(), canvas.height());
             let job = Job::Inpaint { prompt, image: canvas, mask: m, codes: None, grow: 0, feather, context, content: Some(content), settings };
-            announce_crops(&engine, &job, &out)?;
-            finish_image(&engine, job, &out)
+            announce_crops(&runner, &job, &out)?;
+            finish_image(&runner, job, &out)
         }
-        Command::Edit { model, prompt, image, fit, sampling, out } => {
-            let engine = load(&model)?;
+        Command::Edit { model, remote, prompt, image, fit, sampling, out } => {
+            let runner = Runner::open(&model, &remote)?;
             let img = image_io::open_rgb(&image)?;
-            let settings = image_settings(&engine, &sampling, true)?;
-            let bucket = tasks::bucket(&engine.info, tasks::EDIT_AREA);
-            let (ww, wh) = tasks::fit_size(img.width() as usize, img.height() as usize, fit_mode(fit), engine.info.vq_factor, bucket)?;
+            let settings = image_settings(runner.info(), &sampling, true)?;
+            let bucket = tasks::bucket(runner.info(), tasks::EDIT_AREA);
+            let (ww, wh) = tasks::fit_size(img.width() as usize, img.height() as usize, fit_mode(fit), runner.info().vq_factor, bucket)?;
             if (ww as u32, wh as u32) != img.dimensions() {
                 eprintln!("the model works at {ww}x{wh} (its bucket); the result is scaled back to {}x{}", img.width(), img.height());
                 if out.tokens_out.is_some() {
@@ -128,12 +132,12 @@ pub fn run(cli: Cli) -> Result<()> {
                     )));
                 }
             }
-            finish_image(&engine, Job::Edit { instruction: prompt, image: img, fit: fit_mode(fit), settings }, &out)
+            finish_image(&runner, Job::Edit { instruction: prompt, image: img, fit: fit_mode(fit), settings }, &out)
         }
-        Command::Ask { model, image, question, fit, gen_length, block_length, steps, temperature, seed, cache, json } => {
-            let engine = load(&model)?;
+        Command::Ask { model, remote, image, question, fit, gen_length, block_length, steps, temperature, seed, cache, json } => {
+            let runner = Runner::open(&model, &remote)?;
             let img = image_io::open_rgb(&image)?;
-            let gen_length = gen_length.or(engine.bundle.defaults.gen_length).unwrap_or(64);
+            let gen_length = gen_length.or(runner.info().default_gen_length).unwrap_or(64);
             if gen_length == 0 || gen_length > tasks::budget::MAX_ANSWER {
                 return Err(Error::invalid(format!("--gen-length {gen_length}: use 1 to {}", tasks::budget::MAX_ANSWER)));
             }
@@ -142,11 +146,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 return Err(Error::invalid(format!("--block-length {block_length}: use a divisor of --gen-length {gen_length}, at least 1")));
             }
             let steps = steps.unwrap_or(gen_length);
-            tasks::budget::check_ask(&engine, &question, &img, fit_mode(fit), gen_length, &format!("--gen-length {gen_length}"))?;
+            if let Some(engine) = runner.engine() {
+                tasks::budget::check_ask(engine, &question, &img, fit_mode(fit), gen_length, &format!("--gen-length {gen_length}"))?;
+            }
             let settings = TextSettings { steps, block_length, temperature, seed, cache };
             let job = Job::Ask { question, image: img, fit: fit_mode(fit), gen_length, settings };
             let mut p = Bar::new(steps, "answering");
-            let out = tasks::run(&engine, &job, &mut p);
+            let out = runner.run(&job, &mut p);
             p.bar.finish_and_clear();
             let Output::Answer { text, ids } = out? else { return Err(Error::invalid("unexpected output")) };
             if json {
@@ -329,17 +335,16 @@ fn model_dir(m: &ModelArgs) -> Result<PathBuf> {
     }
 }
 
-fn load(m: &ModelArgs) -> Result<Engine> {
+pub fn load(m: &ModelArgs) -> Result<Engine> {
     Engine::load(model_dir(m)?, device(m)?)
 }
 
-fn image_settings(engine: &Engine, s: &SamplingArgs, edit: bool) -> Result<ImageSettings> {
-    let d = &engine.info;
+fn image_settings(d: &ModelInfo, s: &SamplingArgs, edit: bool) -> Result<ImageSettings> {
     // a fresh seed when none is given; it is printed with the result and stored in the PNG
     let seed = s.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_nanos() as u64).unwrap_or(0) % 1_000_000_000
     });
-    let (cfg, cfg_img) = engine.bundle.defaults.guidance(edit);
+    let (cfg, cfg_img) = d.guidance(edit);
     let settings = ImageSettings {
         steps: s.steps.or(d.default_steps).unwrap_or(64),
         cfg: s.cfg.unwrap_or(cfg),
@@ -374,8 +379,8 @@ fn check_sides(width: usize, height: usize, f: usize, note: &str) -> Result<()> 
 }
 
 /// The feather in pixels: half a cell unless given; a finite number >= 0.
-fn feather_px(engine: &Engine, feather: Option<f32>) -> Result<f32> {
-    let f = feather.unwrap_or(engine.info.vq_factor as f32 / 2.0);
+fn feather_px(info: &ModelInfo, feather: Option<f32>) -> Result<f32> {
+    let f = feather.unwrap_or(info.vq_factor as f32 / 2.0);
     if !f.is_finite() || f < 0.0 || f > 4096.0 {
         return Err(Error::invalid(format!("--feather {f}: use a number of pixels from 0 to 4096")));
     }
@@ -384,8 +389,10 @@ fn feather_px(engine: &Engine, feather: Option<f32>) -> Result<f32> {
 
 /// Prints the crops an inpaint will run and refuses, before the run,
 /// `--tokens-out` when the result will have no codes at the image's scale.
-fn announce_crops(engine: &Engine, job: &Job, out: &OutArgs) -> Result<()> {
+fn announce_crops(runner: &Runner, job: &Job, out: &OutArgs) -> Result<()> {
     let Job::Inpaint { image, mask, codes, context, settings, .. } = job else { return Ok(()) };
+    // a server plans its crops itself; its result says which ran
+    let Some(engine) = runner.engine() else { return Ok(()) };
     let crops = tasks::inpaint::plan(engine, image, mask, codes.as_ref(), *context, settings)?;
     let w = engine.info.work_area;
     eprintln!(
@@ -406,7 +413,7 @@ fn announce_crops(engine: &Engine, job: &Job, out: &OutArgs) -> Result<()> {
     Ok(())
 }
 
-fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
+fn finish_image(runner: &Runner, job: Job, out: &OutArgs) -> Result<()> {
     check_outputs(out)?;
     let (total, seed) = match &job {
         Job::Generate { settings, .. } | Job::Inpaint { settings, .. } | Job::Edit { settings, .. } => (settings.steps, settings.seed),
@@ -414,7 +421,7 @@ fn finish_image(engine: &Engine, job: Job, out: &OutArgs) -> Result<()> {
     };
     let mut p = Bar::new(total, job.kind());
     let started = std::time::Instant::now();
-    let result = tasks::run(engine, &job, &mut p);
+    let result = runner.run(&job, &mut p);
     p.bar.finish_and_clear();
     let Output::Image { image, codes: grid, parameters, work } = result? else {
         return Err(Error::invalid("unexpected output"));
@@ -455,12 +462,12 @@ fn check_outputs(out: &OutArgs) -> Result<()> {
 
 /// A progress bar on stderr when it is a terminal. Ctrl-C ends the process;
 /// outputs are written atomically, so nothing is left half-written.
-struct Bar {
-    bar: ProgressBar,
+pub struct Bar {
+    pub bar: ProgressBar,
 }
 
 impl Bar {
-    fn new(total: usize, what: &str) -> Self {
+    pub fn new(total: usize, what: &str) -> Self {
         let bar = if std::io::stderr().is_terminal() { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
         bar.set_style(
             ProgressStyle::with_template("{msg:10} [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
@@ -560,3 +567,26 @@ fn info(m: &ModelArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+
+/// `unmask serve`: loads the model, prints where and with which token, serves until Ctrl-C.
+fn serve(model: &ModelArgs, listen: std::net::SocketAddr, token: Option<String>, token_file: Option<&Path>) -> Result<()> {
+    use unmask::remote::server;
+    let kept = server::kept_token_path().ok_or_else(|| Error::invalid("no HOME or XDG_DATA_HOME to keep a server token in: give --token or --token-file"))?;
+    let (token, made) = server::token(token, token_file, &kept)?;
+    let mut cfg = unmask::remote::ServeConfig::new(model_dir(model)?, listen, token.clone());
+    cfg.device = device(model)?;
+    eprintln!("loading {} ...", cfg.model.display());
+    let s = unmask::remote::Server::start(cfg)?;
+    if !s.addr.ip().is_loopback() {
+        eprintln!("warning: listening on {} reaches the network: anyone with the token can run jobs; put a TLS proxy in front (docs/server-protocol.md)", s.addr);
+    }
+    if made {
+        eprintln!("made a token for clients, kept in {} (give it to the Studio or --token):", kept.display());
+    }
+    eprintln!("serving {} ({} on {}) at http://{}  (Ctrl-C stops)", s.info.name, s.info.parameters, s.info.device, s.addr);
+    // stdout: what a script reads
+    println!("http://{}", s.addr);
+    println!("token {token}");
+    s.run_until_ctrl_c();
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! `unmask serve`: one loaded model behind HTTP (axum on tokio). Routes,
+//! JSON and events are in docs/server-protocol.md; this file is the routing,
+//! the token check and the limits, [`queue`] the jobs.
+//!
+//! Promises: a job's events arrive on the connection that submitted it, and
+//! nothing of a job outlives it (no server state beyond a job's lifetime, so
+//! servers scale out behind a load balancer). A client that disconnects has
+//! its job cancelled, queued or running. A failing or panicking job fails
+//! alone. A result is delivered only while its client is connected: one that
+//! is not received before a disconnect or a restart is gone (the client
+//! resubmits).
+
+pub mod queue;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::engine::{DeviceChoice, ModelInfo};
+use crate::error::{Error, Result};
+use crate::remote::protocol::{self, ErrorBody, Health, JobRequest, ServerInfo, WireLimits, CLIENT_HEADER, PROTOCOL};
+use crate::worker::{Event, Worker};
+use queue::{CancelError, Queue};
+
+pub struct ServeConfig {
+    pub model: PathBuf,
+    pub device: DeviceChoice,
+    pub listen: SocketAddr,
+    pub token: String,
+    /// The largest request body (default [`protocol::MAX_BODY`]).
+    pub max_body: usize,
+    /// How often an idle event stream sends a keep-alive comment; also how
+    /// soon a vanished client is noticed.
+    pub keep_alive: Duration,
+}
+
+impl ServeConfig {
+    pub fn new(model: impl Into<PathBuf>, listen: SocketAddr, token: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            device: DeviceChoice::Auto,
+            listen,
+            token: token.into(),
+            max_body: protocol::MAX_BODY,
+            keep_alive: Duration::from_secs(1),
+        }
+    }
+}
+
+struct App {
+    token_hash: [u8; 32],
+    info: ModelInfo,
+    queue: Queue,
+    keep_alive: Duration,
+}
+
+/// A running server; dropping it (or [`Server::stop`]) stops it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub info: ModelInfo,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Loads the model, binds, and serves on a thread of its own.
+    pub fn start(cfg: ServeConfig) -> Result<Self> {
+        if cfg.token.trim().is_empty() {
+            return Err(Error::invalid("the server token is empty: give --token, --token-file, or none to have one made"));
+        }
+        let worker = Worker::spawn();
+        worker.load(&cfg.model, cfg.device);
+        let info = loop {
+            match worker.events().recv() {
+                Ok(Event::Loaded(info)) => break *info,
+                Ok(Event::LoadFailed { message, .. }) => return Err(Error::invalid(message)),
+                Ok(_) => continue,
+                Err(_) => return Err(Error::invalid("the model worker stopped while loading")),
+            }
+        };
+        let listener = std::net::TcpListener::bind(cfg.listen)
+            .map_err(|e| Error::invalid(format!("--listen {}: cannot listen there ({e}): pick a free port or address", cfg.listen)))?;
+        let addr = listener.local_addr().map_err(|e| Error::invalid(format!("--listen {}: {e}", cfg.listen)))?;
+        listener.set_nonblocking(true).map_err(|e| Error::invalid(format!("--listen {addr}: {e}")))?;
+        let app = Arc::new(App { token_hash: hash(&cfg.token), info: info.clone(), queue: Queue::new(worker), keep_alive: cfg.keep_alive });
+        let router = router(app, cfg.max_body);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("unmask-serve")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::invalid(format!("starting the server's runtime: {e}")))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("unmask-serve".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                    tokio::select! {
+                        _ = axum::serve(listener, router) => {}
+                        _ = stopped => {}
+                    }
+                });
+                // open event streams end with the runtime
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|e| Error::invalid(format!("starting the server thread: {e}")))?;
+        Ok(Self { addr, info, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Serves until Ctrl-C (the CLI's `unmask serve`).
+    pub fn run_until_ctrl_c(mut self) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            std::thread::spawn(move || {
+                rt.block_on(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                });
+                let _ = tx.send(());
+            });
+            let _ = rx.recv();
+        } else if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn router(app: Arc<App>, max_body: usize) -> Router {
+    let v1 = Router::new()
+        .route("/v1/model", get(model))
+        .route("/v1/jobs", post(submit).get(list))
+        .route("/v1/jobs/{id}/cancel", post(cancel))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .layer(DefaultBodyLimit::max(max_body));
+    Router::new().route("/health", get(health)).merge(v1).with_state(app)
+}
+
+// ---- errors ---------------------------------------------------------------
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(ErrorBody { error: self.1 })).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such route: see docs/server-protocol.md (GET /v1/model, POST /v1/jobs, GET /v1/jobs, POST /v1/jobs/ID/cancel)".into())
+}
+
+async fn not_allowed() -> ApiError {
+    ApiError(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method: see docs/server-protocol.md".into())
+}
+
+// ---- auth -----------------------------------------------------------------
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
+}
+
+/// Every route but `/health` needs `Authorization: Bearer TOKEN`. Tokens are
+/// compared as SHA-256 digests in constant time: neither the token's bytes
+/// nor its length show in the time a wrong guess takes.
+async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(hash);
+    match given {
+        Some(h) if bool::from(h.ct_eq(&app.token_hash)) => next.run(req).await,
+        Some(_) => ApiError(StatusCode::UNAUTHORIZED, "wrong token: use the one `unmask serve` printed (or its --token / --token-file)".into()).into_response(),
+        None => ApiError(StatusCode::UNAUTHORIZED, "no token: send `Authorization: Bearer TOKEN` with the token `unmask serve` printed".into()).into_response(),
+    }
+}
+
+/// The client a request comes from (`X-Unmask-Client`); without the header,
+/// the anonymous client, which every such request shares.
+fn owner(h: &HeaderMap) -> std::result::Result<String, ApiError> {
+    let Some(v) = h.get(CLIENT_HEADER) else { return Ok(String::new()) };
+    let s = v.to_str().unwrap_or("");
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        return Err(bad(format!("{CLIENT_HEADER}: use 1 to 64 letters, digits, '-', '_' or '.'")));
+    }
+    Ok(s.to_string())
+}
+
+// ---- routes ---------------------------------------------------------------
+
+async fn health() -> Json<Health> {
+    Json(Health { ok: true, protocol: PROTOCOL, version: env!("CARGO_PKG_VERSION").into() })
+}
+
+async fn model(State(app): State<Arc<App>>) -> Json<ServerInfo> {
+    Json(ServerInfo {
+        protocol: PROTOCOL,
+        version: env!("CARGO_PKG_VERSION").into(),
+        model: app.info.clone(),
+        queued: app.queue.len(),
+        limits: WireLimits::current(),
+    })
+}
+
+async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> std::result::Result<Response, ApiError> {
+    let owner = owner(&headers)?;
+    Ok(Json(app.queue.jobs(&owner)).into_response())
+}
+
+async fn cancel(State(app): State<Arc<App>>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> std::result::Result<Response, ApiError> {
+    let owner = owner(&headers)?;
+    match app.queue.cancel(&owner, &id) {
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "cancelled": id }))).into_response()),
+        // another client's job reads as unknown: ids are not disclosed
+        Err(CancelError::NotFound) => Err(ApiError(StatusCode::NOT_FOUND, format!("no job `{id}` of this client is queued or running"))),
+    }
+}
+
+/// Cancels the job when its stream is dropped: the client went away.
+struct Guard {
+    queue: Queue,
+    owner: String,
+    job: String,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // a finished job is gone from the queue already: nothing to cancel
+        let _ = self.queue.cancel(&self.owner, &self.job);
+    }
+}
+
+async fn submit(State(app): State<Arc<App>>, headers: HeaderMap, body: std::result::Result<Bytes, BytesRejection>) -> std::result::Result<Response, ApiError> {
+    let owner = owner(&headers)?;
+    let body = body.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError(status, "the request is over the server's size limit: send smaller images (see GET /v1/model, limits)".into())
+        } else {
+            ApiError(status, format!("reading the request: {}", r.body_text()))
+        }
+    })?;
+    let req: JobRequest = serde_json::from_slice(&body).map_err(|e| {
+        let status = if e.is_syntax() || e.is_eof() { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
+        ApiError(status, format!("the job is not a valid request ({e}): see docs/server-protocol.md"))
+    })?;
+    drop(body);
+    let info = app.info.clone();
+    // decoding a photo takes a while: off the async threads
+    let (job, preview) = tokio::task::spawn_blocking(move || protocol::job_of(req, &info))
+        .await
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error (please report): checking the job panicked".into()))?
+        .map_err(|e| bad(e.to_string()))?;
+    let (id, stream) = app.queue.submit(&owner, job, preview);
+    let guard = Guard { queue: app.queue.clone(), owner, job: id.clone() };
+    let events = futures_util::stream::unfold((stream, guard), |(mut stream, guard)| async move {
+        let m = stream.rx.recv().await?;
+        if m.preview {
+            stream.backlog.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Some((Ok::<_, std::convert::Infallible>(SseEvent::default().data(m.text)), (stream, guard)))
+    });
+    let mut r = Sse::new(events).keep_alive(KeepAlive::new().interval(app.keep_alive)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        r.headers_mut().insert("x-unmask-job", v);
+    }
+    Ok(r)
+}
+
+// ---- tokens ---------------------------------------------------------------
+
+/// The token to serve with: `--token`, else the first line of
+/// `--token-file`, else the one kept in `kept` (made there, 0600, on first
+/// start). Returns the token and whether it was just made.
+pub fn token(given: Option<String>, file: Option<&Path>, kept: &Path) -> Result<(String, bool)> {
+    if let Some(t) = given {
+        return Ok((check_token(t.trim(), "--token")?, false));
+    }
+    if let Some(f) = file {
+        let text = crate::input::read_text_capped(f, 4096, "--token-file")?;
+        let line = text.lines().next().unwrap_or("").trim().to_string();
+        return Ok((check_token(&line, &format!("--token-file {}", f.display()))?, false));
+    }
+    if kept.is_file() {
+        let text = crate::input::read_text_capped(kept, 4096, "the server token")?;
+        return Ok((check_token(text.trim(), &kept.display().to_string())?, false));
+    }
+    let t: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    if let Some(dir) = kept.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    write_private(kept, &t)?;
+    Ok((t, true))
+}
+
+fn check_token(t: &str, what: &str) -> Result<String> {
+    if t.len() < 16 || t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(format!("{what}: a token is 16 to 512 printable characters without spaces")));
+    }
+    Ok(t.to_string())
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(format!("{text}\n").as_bytes()).map_err(|e| Error::io(path, e))
+}
+
+/// Where the made token is kept: the data folder's `server-token`.
+pub fn kept_token_path() -> Option<PathBuf> {
+    crate::hub::models_dir().and_then(|m| m.parent().map(|p| p.join("server-token")))
+}
