@@ -120,6 +120,13 @@ impl Client {
 
     /// Sends a request body as is (tests send malformed ones through this).
     pub fn submit_raw(&self, body: &[u8]) -> Result<Submitted> {
+        if body.len() > protocol::MAX_BODY {
+            return Err(Error::invalid(format!(
+                "the job is {} as a request, over the server's limit of {}: use a smaller image",
+                crate::limits::gib(body.len() as u64),
+                crate::limits::gib(protocol::MAX_BODY as u64)
+            )));
+        }
         let r = self
             .agent
             .post(format!("{}/v1/jobs", self.base))

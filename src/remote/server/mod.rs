@@ -165,6 +165,8 @@ fn router(app: Arc<App>, max_body: usize) -> Router {
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
+        // the token is checked first: a stranger learns nothing, not even the limits
+        .layer(middleware::from_fn_with_state(max_body, declared_size))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .layer(DefaultBodyLimit::max(max_body));
     Router::new().route("/health", get(health)).merge(v1).with_state(app)
@@ -194,6 +196,20 @@ async fn not_found() -> ApiError {
 
 async fn not_allowed() -> ApiError {
     ApiError(StatusCode::METHOD_NOT_ALLOWED, "this route does not take that method: see docs/server-protocol.md".into())
+}
+
+/// A body whose declared length is over the limit is refused before a byte
+/// of it is read (a chunked one is cut at the limit by `DefaultBodyLimit`).
+async fn declared_size(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large().into_response();
+    }
+    next.run(req).await
+}
+
+fn too_large() -> ApiError {
+    ApiError(StatusCode::PAYLOAD_TOO_LARGE, "the request is over the server's size limit: send smaller images (see GET /v1/model, limits)".into())
 }
 
 // ---- auth -----------------------------------------------------------------
@@ -274,7 +290,7 @@ async fn submit(State(app): State<Arc<App>>, headers: HeaderMap, body: std::resu
     let body = body.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError(status, "the request is over the server's size limit: send smaller images (see GET /v1/model, limits)".into())
+            too_large()
         } else {
             ApiError(status, format!("reading the request: {}", r.body_text()))
         }
