@@ -11,9 +11,10 @@ use unmask::crop::Rect;
 use unmask::engine::ModelInfo;
 use unmask::sampler::{CacheSettings, ImageSettings, TextSettings};
 use unmask::tasks::{FitMode, Job, Output};
-use unmask::worker::{Event, JobId, PreviewOptions, Worker};
+use unmask::worker::{Event, JobId, PreviewOptions};
 use unmask::DeviceChoice;
 
+use crate::backend::Backend;
 use crate::document::{Document, Version};
 use crate::settings::Settings;
 
@@ -110,7 +111,7 @@ pub struct Studio {
     pub settings: Settings,
     settings_path: Option<PathBuf>,
     saved_settings: Settings,
-    worker: Worker,
+    worker: Backend,
     pub model: ModelStatus,
     pub doc: Option<Document>,
     pub mode: Mode,
@@ -148,6 +149,10 @@ pub struct Studio {
     pub download_open: bool,
     /// The model picker's list, read when first shown (and after a download or load).
     pub known_models: Option<Vec<crate::models::Known>>,
+    /// Model > Connect to server... is open; what its fields hold.
+    pub connect_open: bool,
+    pub connect_url: String,
+    pub connect_token: String,
     repaint: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
@@ -155,10 +160,7 @@ impl Studio {
     pub fn new(opts: StudioOptions) -> Self {
         let settings = opts.settings_path.as_deref().map(Settings::load).unwrap_or_default();
         let repaint: Option<Arc<dyn Fn() + Send + Sync>> = opts.ctx.map(|ctx| Arc::new(move || ctx.request_repaint()) as Arc<dyn Fn() + Send + Sync>);
-        let worker = match &repaint {
-            Some(r) => Worker::spawn_with_notify(r.clone()),
-            None => Worker::spawn(),
-        };
+        let worker = Backend::local(repaint.clone());
         let mut s = Self {
             saved_settings: settings.clone(),
             settings,
@@ -190,15 +192,27 @@ impl Studio {
             download: None,
             download_open: false,
             known_models: None,
+            connect_open: false,
+            connect_url: String::new(),
+            connect_token: String::new(),
             repaint,
         };
+        s.connect_url = s.settings.server_url.clone();
+        s.connect_token = s.settings.server_token.clone();
         let model = opts
             .model_dir
+            .clone()
             .or_else(|| s.settings.model_dir.clone().filter(|p| p.join("config.json").is_file()))
             .or_else(unmask::bundle::default_model_dir);
-        match model {
-            Some(dir) => s.load_model(&dir),
-            None => s.notify("No model found", "Open a Lumina-DiMOO model folder with Model > Open model folder...", false),
+        if s.settings.use_server && opts.model_dir.is_none() {
+            // the last session ran on a server: go back to it (a folder given at start wins)
+            let (url, token) = (s.settings.server_url.clone(), s.settings.server_token.clone());
+            s.connect_server(&url, &token);
+        } else {
+            match model {
+                Some(dir) => s.load_model(&dir),
+                None => s.notify("No model found", "Open a Lumina-DiMOO model folder with Model > Open model folder...", false),
+            }
         }
         if let Some(dir) = opts.session_dir {
             match crate::session::pending(&dir) {
@@ -270,8 +284,55 @@ impl Studio {
     }
 
     pub fn load_model(&mut self, dir: &Path) {
+        if self.worker.server().is_some() {
+            if self.is_running() {
+                return self.notify("A run is in progress on the server", "cancel it or wait for it before switching to a model here", true);
+            }
+            // a model folder runs here: the server is left
+            self.worker = Backend::local(self.repaint.clone());
+            self.settings.use_server = false;
+        }
         self.model = ModelStatus::Loading(dir.to_path_buf());
         self.worker.load(dir, DeviceChoice::Auto);
+    }
+
+    /// Runs every job on `unmask serve` at `url` from now on (Model > Connect
+    /// to server...). The canvas, history and settings stay as they are.
+    pub fn connect_server(&mut self, url: &str, token: &str) {
+        if self.is_running() {
+            return self.notify("A run is in progress", "cancel it or wait for it before connecting to a server", true);
+        }
+        let client = match unmask::remote::Client::new(url, token) {
+            Ok(c) => c,
+            Err(e) => return self.notify("Cannot connect to the server", &e.to_string(), true),
+        };
+        self.settings.server_url = client.url().to_string();
+        self.settings.server_token = token.trim().to_string();
+        self.settings.use_server = true;
+        self.model = ModelStatus::Loading(PathBuf::from(client.url()));
+        self.worker = Backend::remote(client, self.repaint.clone());
+    }
+
+    /// Leaves the server: jobs run here again, on the last model folder (or the embedded model).
+    pub fn disconnect_server(&mut self) {
+        if self.worker.server().is_none() {
+            return;
+        }
+        if self.is_running() {
+            return self.notify("A run is in progress on the server", "cancel it or wait for it before disconnecting", true);
+        }
+        self.worker = Backend::local(self.repaint.clone());
+        self.settings.use_server = false;
+        self.model = ModelStatus::None;
+        let dir = self.settings.model_dir.clone().filter(|p| p.join("config.json").is_file()).or_else(unmask::bundle::default_model_dir);
+        if let Some(d) = dir {
+            self.load_model(&d);
+        }
+    }
+
+    /// The server jobs run on, if any (the status bar shows it).
+    pub fn server(&self) -> Option<&str> {
+        self.worker.server()
     }
 
     pub fn model_info(&self) -> Option<&ModelInfo> {
@@ -673,6 +734,18 @@ impl Studio {
     fn handle(&mut self, e: Event) {
         match e {
             Event::Loading { path } => self.model = ModelStatus::Loading(path),
+            Event::Loaded(info) if self.worker.server().is_some() => {
+                // a server's model: no folder here to remember
+                if self.model_info().is_none_or(|m| m.name != info.name) {
+                    self.apply_model_defaults(&info);
+                }
+                self.model = ModelStatus::Ready(info);
+            }
+            Event::LoadFailed { message, .. } if self.worker.server().is_some() => {
+                self.model = ModelStatus::None;
+                let url = self.worker.server().unwrap_or_default().to_string();
+                self.notify(&format!("Could not connect to {url}"), &message, true);
+            }
             Event::Loaded(info) => {
                 // a different model brings its own defaults; the same one keeps the user's settings
                 let path = PathBuf::from(&info.path);

@@ -1,7 +1,9 @@
 //! Unmask Studio: the desktop front end. It holds no tensors and talks to the
-//! engine only through `unmask::worker::Worker`.
+//! engine only through [`backend::Backend`]: `unmask::worker::Worker` in this
+//! process, or `unmask::remote::RemoteWorker` on a server.
 
 pub mod app;
+pub mod backend;
 mod canvas;
 pub mod document;
 pub mod mask_paint;

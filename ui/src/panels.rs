@@ -32,9 +32,51 @@ impl Studio {
         self.close_guard(ui);
         self.restore_prompt(ui);
         self.download_dialog(ui);
+        self.connect_dialog(ui);
         if self.download.as_ref().is_some_and(|d| d.running()) {
             ui.ctx().request_repaint_after(Duration::from_millis(100));
         }
+    }
+
+    /// Model > Connect to server...: the address and token of an `unmask serve`.
+    fn connect_dialog(&mut self, ui: &egui::Ui) {
+        if !self.connect_open {
+            return;
+        }
+        let mut open = true;
+        egui::Window::new("Connect to server").open(&mut open).collapsible(false).show(ui.ctx(), |ui| {
+            ui.label("Run every job on `unmask serve` on another machine (its GPU). The canvas and history stay here.");
+            egui::Grid::new("connect").num_columns(2).show(ui, |ui| {
+                ui.label("Server");
+                ui.add(egui::TextEdit::singleline(&mut self.connect_url).hint_text("http://HOST:7860").desired_width(280.0));
+                ui.end_row();
+                ui.label("Token");
+                ui.add(egui::TextEdit::singleline(&mut self.connect_token).password(true).hint_text("printed by unmask serve").desired_width(280.0));
+                ui.end_row();
+            });
+            match (self.server(), &self.model) {
+                (Some(url), ModelStatus::Loading(_)) => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(format!("connecting to {url}..."));
+                    });
+                }
+                (Some(url), ModelStatus::Ready(i)) => {
+                    ui.label(format!("Connected to {url}: {} on {}", i.name, i.device));
+                }
+                _ => {}
+            }
+            ui.horizontal(|ui| {
+                if ui.button("Connect").clicked() {
+                    let (url, token) = (self.connect_url.clone(), self.connect_token.clone());
+                    self.connect_server(&url, &token);
+                }
+                if self.server().is_some() && ui.button("Disconnect (run here)").clicked() {
+                    self.disconnect_server();
+                }
+            });
+        });
+        self.connect_open = open;
     }
 
     /// Model > Download Lumina-DiMOO...: progress, cancel, resume.
@@ -240,6 +282,9 @@ impl Studio {
                 }
                 if ui.button("Download Lumina-DiMOO...").clicked() {
                     self.download_open = true;
+                }
+                if ui.button("Connect to server...").clicked() {
+                    self.connect_open = true;
                 }
                 ui.separator();
                 let known = self.known_models.get_or_insert_with(|| crate::models::known(&self.settings.opened_models)).clone();
@@ -521,7 +566,8 @@ impl Studio {
                 }
                 ModelStatus::Loading(p) => {
                     ui.spinner();
-                    ui.label(format!("loading {}", p.display()));
+                    let what = if self.server().is_some() { "connecting to" } else { "loading" };
+                    ui.label(format!("{what} {}", p.display()));
                 }
                 ModelStatus::Ready(i) => {
                     let bytes = if i.compute_dtype == "f32" { 4 } else { 2 };
@@ -529,7 +575,8 @@ impl Studio {
                     let p = i.parameters as f64;
                     let params = if p >= 1e9 { format!("{:.2} B", p / 1e9) } else if p >= 1e6 { format!("{:.1} M", p / 1e6) } else { format!("{:.0} K", p / 1e3) };
                     let mem = if gib >= 0.1 { format!("{gib:.1} GiB") } else { format!("{:.1} MiB", gib * 1024.0) };
-                    ui.label(format!("{} | {} {} | {params} params, ~{mem} weights", i.name, i.device, i.compute_dtype));
+                    let place = self.server().map(|u| format!("server {u} | ")).unwrap_or_default();
+                    ui.label(format!("{place}{} | {} {} | {params} params, ~{mem} weights", i.name, i.device, i.compute_dtype));
                 }
             }
             if let Some(doc) = &self.doc {

@@ -33,6 +33,12 @@ pub struct Settings {
     pub recent_files: Vec<PathBuf>,
     /// Model folders loaded before, newest first (the model picker lists them).
     pub opened_models: Vec<PathBuf>,
+    /// The last server of Model > Connect to server... and its token (this
+    /// file is written owner-only for it).
+    pub server_url: String,
+    pub server_token: String,
+    /// Jobs ran on that server when the Studio last closed: connect at start.
+    pub use_server: bool,
 }
 
 impl Default for Settings {
@@ -59,6 +65,9 @@ impl Default for Settings {
             model_dir: None,
             recent_files: Vec::new(),
             opened_models: Vec::new(),
+            server_url: "http://127.0.0.1:7860".into(),
+            server_token: String::new(),
+            use_server: false,
         }
     }
 }
@@ -83,7 +92,13 @@ impl Settings {
         }
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text)?;
+        let _ = std::fs::remove_file(&tmp);
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        // it may hold a server token: readable by its owner only
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        std::io::Write::write_all(&mut o.open(&tmp)?, text.as_bytes())?;
         std::fs::rename(tmp, path)
     }
 
