@@ -319,6 +319,8 @@ async fn submit(State(app): State<Arc<App>>, headers: HeaderMap, body: std::resu
     if let Ok(v) = HeaderValue::from_str(&id) {
         r.headers_mut().insert("x-unmask-job", v);
     }
+    // nginx would otherwise hold the stream back until it ends
+    r.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(r)
 }
 
