@@ -1,7 +1,10 @@
 //! Held-out evaluation of a shapes model: text-to-image judged by the
-//! detector, inpainting (outside preserved, region as prompted), edits and
-//! answers. Fresh scenes are drawn from `seed`, so none was seen in training
-//! (training draws from other seeds).
+//! detector, inpainting (outside preserved, region as prompted), edits,
+//! answers and VQ read-back. Fresh scenes are drawn from `seed`, so none was
+//! seen in training (training draws from other seeds). Every task that takes
+//! a picture runs twice: on the world's own rendering and on the foreign one
+//! (`foreign.rs`: another rasterizer, other sizes and offsets), the
+//! "foreign" column.
 
 use std::fmt::Write;
 
@@ -9,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::detect::{detect, Found};
+use super::foreign::render_foreign;
 use super::render::render;
 use super::world::{random_edit, random_object, random_question, Object, Pos, Scene};
 use crate::engine::Engine;
@@ -33,6 +37,12 @@ pub struct Report {
     pub answers_agree: (usize, usize),
     /// Milliseconds spent answering: without, with the text cache.
     pub answer_ms: (f64, f64),
+    /// Scenes whose encode + decode the detector reads back exactly.
+    pub readback: (usize, usize),
+    /// The same tasks on the foreign renderer's pictures of the same scenes.
+    pub foreign_edit: (usize, usize),
+    pub foreign_answers: (usize, usize),
+    pub foreign_readback: (usize, usize),
 }
 
 /// `(right, out of)` as a percentage (0 when out of nothing).
@@ -47,20 +57,24 @@ pub fn pct(x: (usize, usize)) -> f64 {
 impl Report {
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "| metric | result | n |\n|---|---|---|");
-        for (name, v) in [
-            ("text-to-image colour", self.color),
-            ("text-to-image shape", self.shape),
-            ("text-to-image position", self.position),
-            ("text-to-image count", self.count),
-            ("inpaint outside-mask preservation", self.inpaint_preserved),
-            ("inpaint region as prompted", self.inpaint_region),
-            ("edit accuracy", self.edit),
-            ("answer exact match", self.answers),
-            ("answer exact match, text cache", self.answers_cached),
-            ("answers unchanged by the text cache", self.answers_agree),
+        let _ = writeln!(s, "| metric | world's renderer | foreign renderer | n |\n|---|---|---|---|");
+        let none = (0, 0);
+        for (name, v, f) in [
+            ("text-to-image colour", self.color, none),
+            ("text-to-image shape", self.shape, none),
+            ("text-to-image position", self.position, none),
+            ("text-to-image count", self.count, none),
+            ("inpaint outside-mask preservation", self.inpaint_preserved, none),
+            ("inpaint region as prompted", self.inpaint_region, none),
+            ("edit accuracy", self.edit, self.foreign_edit),
+            ("answer exact match", self.answers, self.foreign_answers),
+            ("answer exact match, text cache", self.answers_cached, none),
+            ("answers unchanged by the text cache", self.answers_agree, none),
+            ("VQ read-back (encode, decode, detect)", self.readback, self.foreign_readback),
         ] {
-            let _ = writeln!(s, "| {name} | {:.1}% | {} |", pct(v), v.1);
+            // text-to-image takes no picture: the foreign renderer has nothing to change
+            let foreign = if f.1 == 0 { "-".to_string() } else { format!("{:.1}%", pct(f)) };
+            let _ = writeln!(s, "| {name} | {:.1}% | {foreign} | {} |", pct(v), v.1);
         }
         let (plain, cached) = self.answer_ms;
         if cached > 0.0 {
@@ -94,6 +108,13 @@ fn image_settings(engine: &Engine, seed: u64, edit: bool) -> ImageSettings {
         seed,
         cache: None,
     }
+}
+
+/// Does the scene survive the VQ-VAE: encode, decode, and the detector finds it?
+fn reads_back(engine: &Engine, scene: &Scene, img: &image::RgbImage) -> Result<bool> {
+    let grid = engine.vq.encode(&crate::image_io::to_rgb(img))?;
+    let back = crate::image_io::from_rgb(&engine.vq.decode(&grid)?);
+    Ok(scene_matches(scene, &detect(&back)))
 }
 
 fn image_of(out: Output) -> Option<image::RgbImage> {
@@ -136,6 +157,13 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
         new.pos = target.objects[k].pos;
         target.objects[k] = new;
         let base = render(&scene, side as u32);
+        // its own stream, so the world's rows stay what they were
+        let mut frng = StdRng::seed_from_u64(seed.wrapping_mul(31).wrapping_add(i as u64 ^ 0xF0E1));
+        let foreign = render_foreign(&scene, side as u32, &mut frng);
+        r.readback.1 += 1;
+        r.readback.0 += usize::from(reads_back(engine, &scene, &base)?);
+        r.foreign_readback.1 += 1;
+        r.foreign_readback.0 += usize::from(reads_back(engine, &scene, &foreign)?);
         let cell = side as f32 / 3.0;
         let (c0, r0) = ((new.pos.col() as f32 * cell) as u32, (new.pos.row() as f32 * cell) as u32);
         let (c1, r1) = ((((new.pos.col() + 1) as f32 * cell).ceil() as u32).min(side as u32), (((new.pos.row() + 1) as f32 * cell).ceil() as u32).min(side as u32));
@@ -153,10 +181,12 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
 
         // edit
         if let Some(e) = random_edit(&scene, &mut rng) {
-            let job = Job::Edit { instruction: e.instruction.clone(), image: base.clone(), fit: FitMode::Native, settings: image_settings(engine, i as u64, true) };
-            let out = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
-            r.edit.1 += 1;
-            r.edit.0 += usize::from(scene_matches(&e.target, &detect(&out)));
+            for (input, score) in [(&base, &mut r.edit), (&foreign, &mut r.foreign_edit)] {
+                let job = Job::Edit { instruction: e.instruction.clone(), image: input.clone(), fit: FitMode::Native, settings: image_settings(engine, i as u64, true) };
+                let out = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
+                score.1 += 1;
+                score.0 += usize::from(scene_matches(&e.target, &detect(&out)));
+            }
         }
 
         // question
@@ -176,6 +206,12 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
                 *time += ms;
                 texts.push(text);
             }
+        }
+        let settings = TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0, cache: false };
+        let job = Job::Ask { question: q.clone(), image: foreign.clone(), fit: FitMode::Native, gen_length: g, settings };
+        if let Output::Answer { text, .. } = tasks::run(engine, &job, &mut Quiet)? {
+            r.foreign_answers.1 += 1;
+            r.foreign_answers.0 += usize::from(text.trim() == a);
         }
         if let [plain, cached] = &texts[..] {
             r.answers_agree.1 += 1;

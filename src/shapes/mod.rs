@@ -1,7 +1,8 @@
 //! The shapes world of the embedded default model: scenes, their texts, a
-//! renderer and a detector for evaluation.
+//! renderer, a foreign renderer and a detector for evaluation.
 
 pub mod detect;
 pub mod eval;
+pub mod foreign;
 pub mod render;
 pub mod world;

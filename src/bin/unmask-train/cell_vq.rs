@@ -167,14 +167,17 @@ pub fn target_latents(vq: &VqModel, scenes: &[Scene]) -> candle_core::Result<Ten
     z.reshape((scenes.len(), 3, 3, DIM))?.permute((0, 3, 1, 2))?.contiguous()
 }
 
-/// One step: the encoder regresses each cell onto its code's vector, the
-/// decoder draws the image from the exact code vectors. Returns (encoder
-/// mse, decoder RGB mse).
-pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, scenes: &[Scene], dev: &Device) -> candle_core::Result<(f32, f32)> {
+/// One step: the encoder regresses each cell onto its code's vector from a
+/// varied drawing of the scene (`vary.rs`: sizes, offsets, edges, colour,
+/// JPEG, resizing), the decoder draws the canonical image from the exact
+/// code vectors. Returns (encoder mse, decoder RGB mse).
+pub fn step(vq: &VqModel, opt: &mut candle_nn::AdamW, scenes: &[Scene], rng: &mut StdRng, dev: &Device) -> candle_core::Result<(f32, f32)> {
     let rendered: Vec<_> = scenes.iter().map(vq_train::render_scene).collect();
+    let varied: Vec<_> = scenes.iter().map(|s| crate::vary::render_varied(s, vq_train::SIDE, rng)).collect();
     let images = vq_train::images_tensor(&rendered, dev)?;
+    let inputs = vq_train::images_tensor(&varied, dev)?;
     let target = target_latents(vq, scenes)?;
-    let enc = (vq.encode_latent(&images)? - &target)?.sqr()?.mean_all()?;
+    let enc = (vq.encode_latent(&inputs)? - &target)?.sqr()?.mean_all()?;
     let dec = (vq.decode_latent(&target)? - &images)?.sqr()?.mean_all()?;
     opt.backward_step(&(&enc + &dec)?)?;
     Ok((enc.to_scalar::<f32>()?, dec.to_scalar::<f32>()?))
@@ -222,13 +225,16 @@ pub fn decoder_step(vq: &VqModel, opt: &mut candle_nn::AdamW, scenes: &[Scene], 
     sq.mean_all()?.to_scalar::<f32>()
 }
 
-/// Held-out scenes whose encoder codes differ from the designed grid, out of `n`.
-pub fn encoder_errors(vq: &VqModel, rng: &mut StdRng, n: usize) -> unmask::Result<usize> {
-    let mut wrong = 0;
+/// Held-out scenes whose encoder codes differ from the designed grid, out of
+/// `n`: (drawn by the world, by the foreign renderer of `unmask eval`).
+pub fn encoder_errors(vq: &VqModel, rng: &mut StdRng, n: usize) -> unmask::Result<(usize, usize)> {
+    let (mut own, mut foreign) = (0, 0);
     for s in training_scenes(rng, n) {
-        wrong += usize::from(vq_train::encode_scene(vq, &s)? != scene_grid(&s));
+        own += usize::from(vq_train::encode_scene(vq, &s)? != scene_grid(&s));
+        let img = unmask::shapes::foreign::render_foreign(&s, vq_train::SIDE, rng);
+        foreign += usize::from(vq.encode(&unmask::image_io::to_rgb(&img))? != scene_grid(&s));
     }
-    Ok(wrong)
+    Ok((own, foreign))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod data;
 mod lm;
 mod lm_train;
 mod tokenizer;
+mod vary;
 mod vq_train;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +66,11 @@ struct Args {
     /// Continue from the checkpoints in OUT/checkpoints
     #[arg(long)]
     resume: bool,
+    /// Take the transformer from this bundle instead of training one: its
+    /// image targets are the designed codes, which the VQ-VAE phases keep, so
+    /// the two halves train independently (a VQ-VAE-only retrain)
+    #[arg(long)]
+    keep_transformer: Option<PathBuf>,
     /// Only measure the trained VQ-VAE: reconstruct N fresh scenes, report
     /// how often the detector reads them back right, save a sheet to OUT/vq-check.png
     #[arg(long)]
@@ -172,7 +178,9 @@ fn run(a: Args) -> Result<()> {
     lm::init(&lm_map, &cfg, &dev).map_err(err)?;
     let lm_start = if a.resume { ckpt.load("lm", &mut lm_map)? } else { 0 };
     let prompter = Prompter::new(&tok, special);
-    if lm_start < a.lm_steps {
+    if a.keep_transformer.is_some() {
+        eprintln!("transformer: kept from {}", a.keep_transformer.as_ref().unwrap().display());
+    } else if lm_start < a.lm_steps {
         let sched = lm_train::Schedule { seed: a.seed, steps: a.lm_steps, batch: a.lm_batch, peak_lr: a.lm_lr, beta2: a.lm_beta2, gen_length: a.gen_length };
         lm_train::train(&sched, lm_start, &cfg, &lm_map, &prompter, &dev, &mut |step| ckpt.save("lm", &lm_map, step))?;
     }
@@ -191,7 +199,10 @@ fn run(a: Args) -> Result<()> {
     let used = cell_vq::USED;
     let out_cfg = LladaConfig { vocab: text_vocab as usize + used, ..cfg.clone() };
     let out_special = tokenizer::special_tokens(text_vocab, used as u32);
-    let lm_rows = trim_rows(&lm_map, &["model.transformer.wte.weight", "model.transformer.ff_out.weight"], out_cfg.vocab)?;
+    let lm_rows = match &a.keep_transformer {
+        Some(dir) => kept_transformer(dir, &out_cfg)?,
+        None => trim_rows(&lm_map, &["model.transformer.wte.weight", "model.transformer.ff_out.weight"], out_cfg.vocab)?,
+    };
     let vq_rows = trim_rows(&vq_map, &["quantize.embedding.weight"], used)?;
     write_bundle(&a, &out_cfg, &cell_vq::config_json(&a.vq_channels, used), &out_special, &vq_rows, &lm_rows)?;
     eprintln!("done in {:.0} s (VQ-VAE {:.0} s); bundle in {}", started.elapsed().as_secs_f64(), vq_secs, a.out.display());
@@ -211,7 +222,7 @@ fn train_vq(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, start: usize
         opt.set_learning_rate(lr_at(s, a.vq_steps, a.vq_lr));
         let mut rng = vq_train::step_rng(a.seed, 1, s);
         let scenes = cell_vq::training_scenes(&mut rng, a.vq_batch);
-        let (enc, dec) = cell_vq::step(vq, &mut opt, &scenes, dev).map_err(err)?;
+        let (enc, dec) = cell_vq::step(vq, &mut opt, &scenes, &mut rng, dev).map_err(err)?;
         if s % 25 == 0 || s + 1 == a.vq_steps {
             eprintln!("vq step {s}/{}: encoder mse {enc:.5}, decoder rgb mse {dec:.5}, {:.1} s", a.vq_steps, t0.elapsed().as_secs_f64());
         }
@@ -220,8 +231,8 @@ fn train_vq(a: &Args, vq: &unmask::model::VqModel, vq_map: &VarMap, start: usize
         }
     }
     let mut rng = vq_train::step_rng(a.seed, 6, 0);
-    let wrong = cell_vq::encoder_errors(vq, &mut rng, 200)?;
-    eprintln!("vq: encoder codes differ from the designed ones on {wrong}/200 held-out scenes");
+    let (own, foreign) = cell_vq::encoder_errors(vq, &mut rng, 200)?;
+    eprintln!("vq: encoder codes differ from the designed ones on {own}/200 held-out scenes, {foreign}/200 drawn by the foreign renderer");
     Ok(())
 }
 
@@ -268,6 +279,18 @@ fn trim_rows(map: &VarMap, names: &[&str], rows: usize) -> Result<Tensors> {
             Ok((k.clone(), t))
         })
         .collect()
+}
+
+/// The transformer of the bundle in `dir`, checked against the config this
+/// recipe writes (same tokenizer, same used codes).
+fn kept_transformer(dir: &Path, cfg: &LladaConfig) -> Result<Tensors> {
+    let file = dir.join("model.safetensors");
+    let t = candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| Error::bundle(&file, e.to_string()))?;
+    let rows = t.get("model.transformer.wte.weight").map(|w| w.dims().to_vec());
+    if rows.as_deref() != Some(&[cfg.vocab, cfg.d_model][..]) {
+        return Err(Error::bundle(&file, format!("wte is {rows:?}, this recipe writes [{}, {}]: keep a transformer of the same recipe", cfg.vocab, cfg.d_model)));
+    }
+    Ok(t)
 }
 
 /// Writes the released layout: config.json, model.safetensors, vqvae/, unmask.json.
