@@ -152,6 +152,43 @@ fn quality_rates_over_fresh_scenes_meet_the_targets() {
     assert!(pct(r.edit) >= 70.0, "{t}");
     assert!(pct(r.answers) >= 90.0, "{t}");
     assert_eq!(r.inpaint_preserved, (40, 40), "{t}");
+    // the same scenes drawn by another renderer (issue 20)
+    assert!(pct(r.foreign_edit) >= 70.0, "{t}");
+    assert!(pct(r.foreign_answers) >= 90.0, "{t}");
+    assert!(pct(r.readback) >= 95.0 && pct(r.foreign_readback) >= 95.0, "{t}");
+}
+
+/// Pictures drawn elsewhere (issue 20): tiny-skia, anti-aliased, shapes a
+/// little larger or smaller than the world's and off their cell's centre;
+/// every kind of question about them, as the Studio asks (text cache on) and
+/// as the CLI does (off).
+#[test]
+fn quality_questions_about_foreign_pictures_meet_the_target() {
+    use rand::SeedableRng;
+    use unmask::sampler::TextSettings;
+    use unmask::shapes::{foreign::render_foreign, world::random_question};
+    let e = engine();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2020);
+    let g = e.bundle.defaults.gen_length.unwrap();
+    let (mut right, mut asked, mut wrong) = (0, 0, Vec::new());
+    for _ in 0..60 {
+        let scene = Scene::random(&mut rng);
+        let img = render_foreign(&scene, 48, &mut rng);
+        let (q, a) = random_question(&scene, &mut rng);
+        for cache in [false, true] {
+            let settings = TextSettings { steps: g, block_length: g, temperature: 0.0, seed: 0, cache };
+            let job = Job::Ask { question: q.clone(), image: img.clone(), fit: FitMode::Native, gen_length: g, settings };
+            let Output::Answer { text, .. } = tasks::run(&e, &job, &mut unmask::sampler::Quiet).unwrap() else { panic!() };
+            asked += 1;
+            if text.trim() == a {
+                right += 1;
+            } else if wrong.len() < 8 {
+                wrong.push(format!("{} | {q} -> {text:?}, want {a:?}", scene.caption()));
+            }
+        }
+    }
+    let rate = 100.0 * right as f64 / asked as f64;
+    assert!(rate >= 90.0, "{right}/{asked} = {rate:.1}% right; e.g.\n{}", wrong.join("\n"));
 }
 
 #[test]

@@ -74,18 +74,22 @@ impl Client {
         Error::invalid(format!("the server at {} refused (HTTP {code}): {msg}", self.base))
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let r = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.token))
-            .header(CLIENT_HEADER, &self.client_id)
-            .call()
-            .map_err(|e| self.unreachable(e))?;
+    /// A request to `path` with the token and this client's id.
+    fn with_auth<B>(&self, r: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        r.header("authorization", format!("Bearer {}", self.token)).header(CLIENT_HEADER, &self.client_id)
+    }
+
+    /// The response, or the server's refusal as an error.
+    fn checked(&self, r: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<ureq::http::Response<ureq::Body>> {
+        let r = r.map_err(|e| self.unreachable(e))?;
         if !r.status().is_success() {
             return Err(self.refused(r));
         }
-        let mut r = r;
+        Ok(r)
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let mut r = self.checked(self.with_auth(self.agent.get(format!("{}{path}", self.base))).call())?;
         r.body_mut()
             .with_config()
             .limit(16 << 20)
@@ -127,32 +131,13 @@ impl Client {
                 crate::limits::gib(protocol::MAX_BODY as u64)
             )));
         }
-        let r = self
-            .agent
-            .post(format!("{}/v1/jobs", self.base))
-            .header("authorization", format!("Bearer {}", self.token))
-            .header(CLIENT_HEADER, &self.client_id)
-            .content_type("application/json")
-            .send(body)
-            .map_err(|e| self.unreachable(e))?;
-        if !r.status().is_success() {
-            return Err(self.refused(r));
-        }
+        let r = self.checked(self.with_auth(self.agent.post(format!("{}/v1/jobs", self.base))).content_type("application/json").send(body))?;
         Ok(Submitted { reader: BufReader::new(r.into_body().into_reader()), base: self.base.clone() })
     }
 
     /// Cancels one of this client's jobs by the server's id.
     pub fn cancel(&self, job: &str) -> Result<()> {
-        let r = self
-            .agent
-            .post(format!("{}/v1/jobs/{job}/cancel", self.base))
-            .header("authorization", format!("Bearer {}", self.token))
-            .header(CLIENT_HEADER, &self.client_id)
-            .send_empty()
-            .map_err(|e| self.unreachable(e))?;
-        if !r.status().is_success() {
-            return Err(self.refused(r));
-        }
+        self.checked(self.with_auth(self.agent.post(format!("{}/v1/jobs/{job}/cancel", self.base))).send_empty())?;
         Ok(())
     }
 

@@ -71,6 +71,16 @@ fn connect(h: &mut egui_kittest::Harness<'static, Studio>, url: &str) {
     until(h, "connected", |s| s.model_info().is_some() && s.server().is_some());
 }
 
+/// A 1000-step sketch, started with its button, once its first step is in.
+fn start_long_sketch(h: &mut egui_kittest::Harness<'static, Studio>) {
+    h.state_mut().settings.steps = 1000;
+    h.state_mut().mode = Mode::Sketch;
+    h.run_steps(2);
+    h.get_by_label("Run sketch").click();
+    h.run_steps(2);
+    until(h, "first step on the server", |s| s.run.as_ref().is_some_and(|r| r.progress_events > 0));
+}
+
 #[test]
 fn a_retouch_on_a_server_streams_previews_and_a_run_cancels() {
     let want = local_result();
@@ -107,12 +117,7 @@ fn a_retouch_on_a_server_streams_previews_and_a_run_cancels() {
 
     // a long sketch, cancelled with the button: the canvas stays as it was
     let before = doc.image().clone();
-    h.state_mut().settings.steps = 1000;
-    h.state_mut().mode = Mode::Sketch;
-    h.run_steps(2);
-    h.get_by_label("Run sketch").click();
-    h.run_steps(2);
-    until(&mut h, "first step on the server", |s| s.run.as_ref().is_some_and(|r| r.progress_events > 0));
+    start_long_sketch(&mut h);
     h.get_by_label("Cancel  (Esc)").click();
     until(&mut h, "cancelled", |s| !s.is_running());
     let st = h.state();
@@ -144,12 +149,7 @@ fn a_lost_server_is_an_error_notice_and_the_canvas_stays() {
     let mut h = harness(studio(None), 1100.0, 700.0);
     connect(&mut h, &url);
     let before = h.state().doc.as_ref().unwrap().image().clone();
-    h.state_mut().settings.steps = 1000;
-    h.state_mut().mode = Mode::Sketch;
-    h.run_steps(2);
-    h.get_by_label("Run sketch").click();
-    h.run_steps(2);
-    until(&mut h, "first step on the server", |s| s.run.as_ref().is_some_and(|r| r.progress_events > 0));
+    start_long_sketch(&mut h);
     srv.stop();
     until(&mut h, "the run ends", |s| !s.is_running());
     let st = h.state();
