@@ -188,8 +188,8 @@ fn run(a: Args) -> Result<()> {
     lm::init(&lm_map, &cfg, &dev).map_err(err)?;
     let lm_start = if a.resume { ckpt.load("lm", &mut lm_map)? } else { 0 };
     let prompter = Prompter::new(&tok, special);
-    if a.keep_transformer.is_some() {
-        eprintln!("transformer: kept from {}", a.keep_transformer.as_ref().unwrap().display());
+    if let Some(dir) = &a.keep_transformer {
+        eprintln!("transformer: kept from {}", dir.display());
     } else if lm_start < a.lm_steps {
         let sched = lm_train::Schedule { seed: a.seed, steps: a.lm_steps, batch: a.lm_batch, peak_lr: a.lm_lr, beta2: a.lm_beta2, gen_length: a.gen_length };
         lm_train::train(&sched, lm_start, &cfg, &lm_map, &prompter, &dev, &mut |step| ckpt.save("lm", &lm_map, step))?;
