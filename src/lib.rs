@@ -6,6 +6,7 @@
 //! [`remote`]: the server and its clients).
 
 pub mod alloc;
+pub mod threads;
 pub mod bundle;
 pub mod codes;
 pub mod composite;

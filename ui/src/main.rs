@@ -17,6 +17,7 @@ impl eframe::App for StudioApp {
 
 fn main() -> eframe::Result {
     unmask::alloc::keep_freed_buffers();
+    unmask::threads::decide_once();
     let mut open = None;
     let mut model_dir = None;
     let mut args = std::env::args_os().skip(1);

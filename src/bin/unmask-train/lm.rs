@@ -7,16 +7,18 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::VarMap;
 use unmask::model::LladaConfig;
 
-/// Random initial weights in the checkpoint's names: N(0, 0.02) matrices,
-/// unit norms.
-pub fn init(varmap: &VarMap, cfg: &LladaConfig, dev: &Device) -> candle_core::Result<()> {
+/// Random initial weights in the checkpoint's names: N(0, 0.02) matrices
+/// drawn from `rng` in the order of their names, unit norms.
+pub fn init(varmap: &VarMap, cfg: &LladaConfig, rng: &mut rand::rngs::StdRng, dev: &Device) -> candle_core::Result<()> {
     let mut data = crate::varmap_data(varmap)?;
-    for (name, shape) in cfg.expected_tensors() {
+    let mut expected = cfg.expected_tensors();
+    expected.sort();
+    for (name, shape) in expected {
         if data.contains_key(&name) {
             continue;
         }
-        let t = if shape.len() == 1 { Tensor::ones(shape[0], DType::F32, dev)? } else { Tensor::randn(0f32, 0.02, (shape[0], shape[1]), dev)? };
-        data.insert(name, Var::from_tensor(&t)?);
+        let v = if shape.len() == 1 { Var::from_tensor(&Tensor::ones(shape[0], DType::F32, dev)?)? } else { crate::init::normal_matrix(rng, shape[0], shape[1], 0.02, dev)? };
+        data.insert(name, v);
     }
     Ok(())
 }
@@ -139,7 +141,7 @@ mod tests {
             weight_tying: false,
         };
         let map = VarMap::new();
-        init(&map, &cfg, &dev).unwrap();
+        init(&map, &cfg, &mut crate::init::rng(1, 1), &dev).unwrap();
         // larger weights than the init, so differences would show
         for v in map.all_vars() {
             let t = v.as_tensor();

@@ -10,6 +10,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     unmask::alloc::keep_freed_buffers();
+    unmask::threads::decide_once();
     let cli = args::Cli::parse();
     let profile = cli.profile;
     if profile {
