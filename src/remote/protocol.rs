@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::image_io;
 use crate::model::CodeGrid;
 use crate::sampler::{ImageSettings, TextSettings};
-use crate::tasks::{FitMode, Job, Output, PreviewFill, Work};
+use crate::tasks::{checks, FitMode, Job, Output, PreviewFill, Work};
 use crate::worker::{Event, JobId, PreviewOptions};
 
 /// Bumped on any change a client of the previous version would misread.
@@ -344,11 +344,8 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
     match req {
         JobRequest::Generate { prompt, width, height, settings, preview } => {
             check_text(&prompt, "prompt")?;
-            for (field, v) in [("width", width), ("height", height)] {
-                if v == 0 || v % f != 0 || v > image_io::MAX_SIDE as usize {
-                    return Err(Error::invalid(format!("`{field}` {v}: use a multiple of {f} from {f} to {}", image_io::MAX_SIDE as usize / f * f)));
-                }
-            }
+            checks::side("`width`", width, "", f)?;
+            checks::side("`height`", height, "", f)?;
             settings.check()?;
             Ok((Job::Generate { prompt, width, height, settings }, fill_of(preview)))
         }
@@ -365,9 +362,7 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
                     image.height()
                 )));
             }
-            if !feather.is_finite() || !(0.0..=4096.0).contains(&feather) {
-                return Err(Error::invalid(format!("`feather` {feather}: use a number of pixels from 0 to 4096")));
-            }
+            checks::feather("`feather`", feather)?;
             if grow > 4096 {
                 return Err(Error::invalid(format!("`grow` {grow}: use 0 to 4096 cells")));
             }
@@ -390,22 +385,8 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
         }
         JobRequest::Ask { question, image, fit, gen_length, settings, preview } => {
             check_text(&question, "question")?;
-            let max = crate::tasks::budget::MAX_ANSWER;
-            if gen_length == 0 || gen_length > max {
-                return Err(Error::invalid(format!("`gen_length` {gen_length}: use 1 to {max}")));
-            }
-            let b = settings.block_length;
-            if b == 0 || gen_length % b != 0 {
-                return Err(Error::invalid(format!("`settings.block_length` {b}: use a divisor of `gen_length` {gen_length}, at least 1")));
-            }
-            let blocks = gen_length / b;
-            if settings.steps == 0 || settings.steps % blocks != 0 || settings.steps > 16 * gen_length {
-                return Err(Error::invalid(format!(
-                    "`settings.steps` {}: use a multiple of the {blocks} block(s), at most {}",
-                    settings.steps,
-                    16 * gen_length
-                )));
-            }
+            checks::answer(("`gen_length`", "`settings.block_length`"), gen_length, settings.block_length)?;
+            checks::answer_steps("`settings.steps`", settings.steps, gen_length, settings.block_length)?;
             if !settings.temperature.is_finite() || settings.temperature < 0.0 {
                 return Err(Error::invalid(format!("`settings.temperature` {}: use 0 or more", settings.temperature)));
             }

@@ -3,6 +3,7 @@
 //! the worker call these; they hold no state between calls.
 
 pub mod budget;
+pub mod checks;
 pub mod inpaint;
 
 use image::{GrayImage, RgbImage};

@@ -15,16 +15,7 @@ use egui_kittest::kittest::Queryable;
 use unmask_studio::{Studio, StudioOptions};
 
 fn fixture_model() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/tiny-dimoo/model");
-    assert!(d.join("config.json").is_file(), "fixtures not found at {}", d.display());
-    d
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("unmask-studio-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::fixtures().join("model")
 }
 
 fn request(hub: &hub::Hub, dir: &std::path::Path) -> unmask::hub::Request {
@@ -43,7 +34,7 @@ fn a_download_shows_progress_and_the_studio_loads_the_model() {
     let files = hub::files_of(&fixture_model());
     let total: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
     let server = hub::Hub::start("test-org/tiny", files, hub::Faults::default());
-    let dir = scratch("download");
+    let dir = common::scratch("download");
     // no model at start: the download is what brings one
     let s = Studio::new(StudioOptions { settings_path: None, model_dir: Some(dir.join("none")), open: None, ctx: None, session_dir: None });
     let mut h = harness(s, 1100.0, 760.0);
@@ -71,7 +62,7 @@ fn an_interrupted_download_keeps_its_bytes_and_resumes() {
     // the connection drops halfway through the largest file
     let (big, size) = files.iter().map(|(n, d)| (n.clone(), d.len() as u64)).max_by_key(|(_, l)| *l).unwrap();
     let server = hub::Hub::start("test-org/tiny", files, hub::Faults { cut: Some((big, size / 2)), ..Default::default() });
-    let dir = scratch("resume");
+    let dir = common::scratch("resume");
     let s = Studio::new(StudioOptions { settings_path: None, model_dir: Some(dir.join("none")), open: None, ctx: None, session_dir: None });
     let mut h = harness(s, 1100.0, 760.0);
     h.state_mut().start_download(request(&server, &dir));
@@ -92,7 +83,7 @@ fn cancel_stops_a_slow_download_and_resume_finishes_it() {
     let files = hub::files_of(&fixture_model());
     let total: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
     let server = hub::Hub::start("test-org/tiny", files, hub::Faults { slow: Some(std::time::Duration::from_millis(20)), ..Default::default() });
-    let dir = scratch("cancel");
+    let dir = common::scratch("cancel");
     let s = Studio::new(StudioOptions { settings_path: None, model_dir: Some(dir.join("none")), open: None, ctx: None, session_dir: None });
     let mut h = harness(s, 1100.0, 760.0);
     h.state_mut().start_download(request(&server, &dir));

@@ -14,13 +14,6 @@ use image::RgbImage;
 use common::until;
 use unmask_studio::{Mode, Studio, StudioOptions};
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("unmask-studio-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// A photo-like test image, saved as PNG.
 fn photo(dir: &std::path::Path, w: u32, h: u32) -> (PathBuf, RgbImage) {
     let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([((x * 255) / w) as u8, ((y * 255) / h) as u8, ((x ^ y) % 200) as u8 + 30]));
@@ -55,7 +48,7 @@ fn disc(s: &mut Studio, cx: f32, cy: f32, r: f32) {
 
 #[test]
 fn a_retouch_of_a_large_photo_runs_on_its_context_crop_with_crop_previews() {
-    let dir = scratch("large");
+    let dir = common::scratch("large");
     let (path, img) = photo(&dir, 2400, 1600);
     let mut s = studio(Some(path), None);
     s.prompt = "a large red circle in the center".into();
@@ -99,7 +92,7 @@ fn a_retouch_of_a_large_photo_runs_on_its_context_crop_with_crop_previews() {
 
 #[test]
 fn extend_canvas_adds_a_masked_border_that_a_retouch_fills() {
-    let dir = scratch("extend");
+    let dir = common::scratch("extend");
     let (path, img) = photo(&dir, 300, 200);
     let s = studio(Some(path), None);
     let mut h = harness(s);
@@ -140,7 +133,7 @@ fn extend_canvas_adds_a_masked_border_that_a_retouch_fills() {
 
 #[test]
 fn a_sketch_opens_its_own_document_and_ask_uses_the_bundles_answer_length() {
-    let dir = scratch("sketch");
+    let dir = common::scratch("sketch");
     let (path, _) = photo(&dir, 96, 96);
     let mut s = studio(Some(path), None);
     s.mode = Mode::Sketch;
@@ -180,7 +173,7 @@ fn a_sketch_opens_its_own_document_and_ask_uses_the_bundles_answer_length() {
 
 #[test]
 fn a_killed_session_is_offered_back_and_restores_versions_and_mask() {
-    let dir = scratch("session");
+    let dir = common::scratch("session");
     let (path, _) = photo(&dir, 640, 480);
     let session = dir.join("session");
     let mut a = studio(Some(path), Some(session.clone()));
@@ -227,7 +220,7 @@ fn a_killed_session_is_offered_back_and_restores_versions_and_mask() {
 
 #[test]
 fn a_version_made_from_a_prompt_in_any_script_saves_with_its_parameters() {
-    let dir = scratch("utf8-save");
+    let dir = common::scratch("utf8-save");
     let (path, _) = photo(&dir, 96, 96);
     let mut s = studio(Some(path), None);
     s.mode = Mode::Sketch;

@@ -15,32 +15,15 @@ use unmask_studio::{Mode, Studio, StudioOptions};
 
 const TOKEN: &str = "studio-test-token-0123456789";
 
-fn fixtures() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/tiny-dimoo");
-    assert!(d.join("model/config.json").is_file(), "fixtures not found at {}", d.display());
-    d
-}
-
 fn server() -> Server {
-    let mut cfg = ServeConfig::new(fixtures().join("model"), "127.0.0.1:0".parse().unwrap(), TOKEN);
+    let mut cfg = ServeConfig::new(common::fixtures().join("model"), "127.0.0.1:0".parse().unwrap(), TOKEN);
     cfg.device = unmask::DeviceChoice::Cpu;
     cfg.keep_alive = Duration::from_millis(200);
     Server::start(cfg).expect("test server")
 }
 
 fn studio(settings: Option<PathBuf>) -> Studio {
-    let mut s = Studio::new(StudioOptions {
-        settings_path: settings,
-        model_dir: Some(fixtures().join("model")),
-        open: Some(fixtures().join("cases/input.png")),
-        ctx: None,
-        session_dir: None,
-    });
-    assert!(s.wait_idle(Duration::from_secs(30)), "model loads");
-    s.notices.clear();
-    s.settings.random_seed = false;
-    s.settings.seed = 3;
-    s.settings.steps = 6;
+    let mut s = common::fixture_studio(settings);
     s.settings.context = unmask::crop::Context::Whole;
     s.prompt = "a red circle on the left".into();
     s.edit_mask(|m| unmask_studio::mask_paint::rectangle(m, (8.0, 4.0), (24.0, 16.0), false));

@@ -1,7 +1,6 @@
 //! The Studio driven through egui_kittest: real app state, real worker, the
 //! fixture model. Clicks go to widgets by their labels.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -9,29 +8,10 @@ mod common;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use common::until;
-use unmask_studio::{Mode, Studio, StudioOptions};
-
-fn fixtures() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/tiny-dimoo");
-    assert!(d.join("model/config.json").is_file(), "fixtures not found at {}", d.display());
-    d
-}
+use unmask_studio::{Mode, Studio};
 
 fn studio() -> Studio {
-    let mut s = Studio::new(StudioOptions {
-        settings_path: None,
-        model_dir: Some(fixtures().join("model")),
-        open: Some(fixtures().join("cases/input.png")),
-        ctx: None,
-        session_dir: None,
-    });
-    assert!(s.wait_idle(Duration::from_secs(30)), "model loads");
-    assert!(s.model_info().is_some(), "fixture model loaded: {:?}", s.notices);
-    s.notices.clear();
-    s.settings.random_seed = false;
-    s.settings.seed = 3;
-    s.settings.steps = 6;
-    s
+    common::fixture_studio(None)
 }
 
 fn harness(s: Studio) -> Harness<'static, Studio> {
@@ -149,7 +129,7 @@ fn ask_shows_the_answer() {
     let turn = st.chat.last().expect("a chat turn");
     assert!(turn.done);
     // the same job through the library gives the same text
-    let engine = unmask::Engine::load(fixtures().join("model"), unmask::DeviceChoice::Cpu).unwrap();
+    let engine = unmask::Engine::load(common::fixtures().join("model"), unmask::DeviceChoice::Cpu).unwrap();
     let job = unmask::tasks::Job::Ask {
         question: "what color is the circle?".into(),
         image: st.doc.as_ref().unwrap().image().clone(),

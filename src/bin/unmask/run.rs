@@ -9,7 +9,7 @@ use unmask::engine::{load_tokenizer, load_vq, DeviceChoice, Engine, ModelInfo};
 use unmask::error::{Error, Result};
 use unmask::image_io::{self, Fit};
 use unmask::sampler::{CacheSettings, Control, ImageSettings, ImageStep, TextSettings, TextStep};
-use unmask::tasks::{self, FitMode, Job, Output, Progress};
+use unmask::tasks::{self, checks, FitMode, Job, Output, Progress};
 use unmask::codes;
 use unmask::output;
 
@@ -86,7 +86,9 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 format!("the default size {width}x{height} (set --width and --height)")
             };
-            check_sides(width, height, d.vq_factor, if given { "" } else { " (the default)" })?;
+            let note = if given { "" } else { " (the default)" };
+            checks::side("--width", width, note, d.vq_factor)?;
+            checks::side("--height", height, note, d.vq_factor)?;
             let settings = image_settings(d, &sampling, false)?;
             if let Some(engine) = runner.engine() {
                 tasks::budget::check_generate(engine, &prompt, width, height, &settings, &label)?;
@@ -138,14 +140,10 @@ pub fn run(cli: Cli) -> Result<()> {
             let runner = Runner::open(&model, &remote)?;
             let img = image_io::open_rgb(&image)?;
             let gen_length = gen_length.or(runner.info().default_gen_length).unwrap_or(64);
-            if gen_length == 0 || gen_length > tasks::budget::MAX_ANSWER {
-                return Err(Error::invalid(format!("--gen-length {gen_length}: use 1 to {}", tasks::budget::MAX_ANSWER)));
-            }
             let block_length = block_length.unwrap_or(gen_length.min(32));
-            if block_length == 0 || gen_length % block_length != 0 {
-                return Err(Error::invalid(format!("--block-length {block_length}: use a divisor of --gen-length {gen_length}, at least 1")));
-            }
+            checks::answer(("--gen-length", "--block-length"), gen_length, block_length)?;
             let steps = steps.unwrap_or(gen_length);
+            checks::answer_steps("--steps", steps, gen_length, block_length)?;
             if let Some(engine) = runner.engine() {
                 tasks::budget::check_ask(engine, &question, &img, fit_mode(fit), gen_length, &format!("--gen-length {gen_length}"))?;
             }
@@ -206,7 +204,8 @@ fn plan_cmd(
     let f = vq.factor();
     let width = width.or(defaults.0).unwrap_or(1024);
     let height = height.or(defaults.1).unwrap_or(1024);
-    check_sides(width, height, f, "")?;
+    checks::side("--width", width, "", f)?;
+    checks::side("--height", height, "", f)?;
     let cfg = cfg.or(defaults.2).unwrap_or(4.0);
     let req = plan::Request {
         width,
@@ -367,23 +366,10 @@ fn image_settings(d: &ModelInfo, s: &SamplingArgs, edit: bool) -> Result<ImageSe
     Ok(settings)
 }
 
-/// `--width` and `--height`: positive multiples of the VQ factor `f` within the
-/// largest side; `note` follows the value in the message (" (the default)").
-fn check_sides(width: usize, height: usize, f: usize, note: &str) -> Result<()> {
-    for (flag, v) in [("--width", width), ("--height", height)] {
-        if v == 0 || v % f != 0 || v > image_io::MAX_SIDE as usize {
-            return Err(Error::invalid(format!("{flag} {v}{note}: use a multiple of {f} from {f} to {}", image_io::MAX_SIDE as usize / f * f)));
-        }
-    }
-    Ok(())
-}
-
-/// The feather in pixels: half a cell unless given; a finite number >= 0.
+/// The feather in pixels: half a cell unless given.
 fn feather_px(info: &ModelInfo, feather: Option<f32>) -> Result<f32> {
     let f = feather.unwrap_or(info.vq_factor as f32 / 2.0);
-    if !f.is_finite() || f < 0.0 || f > 4096.0 {
-        return Err(Error::invalid(format!("--feather {f}: use a number of pixels from 0 to 4096")));
-    }
+    checks::feather("--feather", f)?;
     Ok(f)
 }
 

@@ -124,18 +124,18 @@ impl Server {
 
     /// Serves until Ctrl-C (the CLI's `unmask serve`).
     pub fn run_until_ctrl_c(mut self) {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            std::thread::spawn(move || {
-                rt.block_on(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                });
-                let _ = tx.send(());
-            });
-            let _ = rx.recv();
-        } else if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => {
+                let _ = rt.block_on(tokio::signal::ctrl_c());
+            }
+            // no signal handling without a runtime: serve until killed
+            Err(_) => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+            }
         }
+        // dropping `self` stops the server
     }
 
     pub fn stop(mut self) {
