@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod conv;
 pub mod llada;
 pub mod random;
 pub mod vq;

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use candle_nn::{GroupNorm, Linear, VarBuilder};
+
+use super::conv::Conv;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -94,9 +96,8 @@ impl VqConfig {
 
 const EPS: f64 = 1e-6;
 
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, vb: VarBuilder) -> candle_core::Result<Conv2d> {
-    let cfg = Conv2dConfig { padding, stride, ..Default::default() };
-    candle_nn::conv2d(cin, cout, k, cfg, vb)
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, vb: VarBuilder) -> candle_core::Result<Conv> {
+    Conv::load(cin, cout, k, stride, padding, vb)
 }
 
 fn silu(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -106,10 +107,10 @@ fn silu(x: &Tensor) -> candle_core::Result<Tensor> {
 /// diffusers `ResnetBlock2D` without a time embedding.
 struct Resnet {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    shortcut: Option<Conv2d>,
+    conv2: Conv,
+    shortcut: Option<Conv>,
 }
 
 impl Resnet {
@@ -195,15 +196,15 @@ impl MidBlock {
 
 struct Stage {
     resnets: Vec<Resnet>,
-    resample: Option<Conv2d>,
+    resample: Option<Conv>,
 }
 
 struct Encoder {
-    conv_in: Conv2d,
+    conv_in: Conv,
     down: Vec<Stage>,
     mid: MidBlock,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl Encoder {
@@ -249,11 +250,11 @@ impl Encoder {
 }
 
 struct Decoder {
-    conv_in: Conv2d,
+    conv_in: Conv,
     mid: MidBlock,
     up: Vec<Stage>,
     norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl Decoder {
@@ -316,9 +317,9 @@ pub struct CodeGrid {
 pub struct VqModel {
     cfg: VqConfig,
     encoder: Encoder,
-    quant_conv: Conv2d,
+    quant_conv: Conv,
     codebook: Tensor,
-    post_quant_conv: Conv2d,
+    post_quant_conv: Conv,
     decoder: Decoder,
     device: Device,
 }
