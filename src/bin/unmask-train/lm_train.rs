@@ -2,6 +2,7 @@
 //! second thread while the current step runs, AdamW steps, and the numbers
 //! that say whether the model reads its prompts.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -25,13 +26,15 @@ pub struct Schedule {
     pub gen_length: usize,
 }
 
-/// Trains from step `start` to `sched.steps`; `save(step)` checkpoints.
+/// Trains from step `start` to `sched.steps`; `save(step)` checkpoints;
+/// returns an error between steps once `stop` is set.
 pub fn train(
     sched: &Schedule,
     start: usize,
     cfg: &LladaConfig,
     map: &VarMap,
     prompter: &Prompter,
+    stop: &AtomicBool,
     dev: &Device,
     save: &mut dyn FnMut(usize) -> unmask::Result<()>,
 ) -> unmask::Result<()> {
@@ -55,6 +58,7 @@ pub fn train(
             }
         });
         for s in start..sched.steps {
+            crate::check_stop(stop)?;
             let samples = rx.recv().map_err(|_| unmask::Error::invalid("batch thread stopped"))??;
             opt.set_learning_rate(lr_at(s, sched.steps, sched.peak_lr));
             let out = step(&w, cfg, &sp, &samples, dev).map_err(err)?;
