@@ -71,6 +71,24 @@ fn cli_runs_with_no_model_argument() {
     assert_eq!(info["default_steps"], 12);
 }
 
+/// A question of a form the model never learnt gets an empty answer; stdout
+/// stays the (empty) answer for scripts, and stderr tells the person why.
+#[test]
+fn an_empty_answer_is_explained() {
+    let dir = common::scratch("embedded-cli-empty");
+    let png = dir.join("x.png");
+    unmask(&["generate", "--prompt", "a large red circle in the center", "--out", png.to_str().unwrap()]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_unmask"))
+        .args(["ask", "--image", png.to_str().unwrap(), "--question", "what shape is at the top left?"])
+        .output()
+        .expect("run unmask");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), "", "this model answered a question form it never learnt: {stdout:?}");
+    assert!(stderr.contains("empty answer") && stderr.contains("model card"), "stderr: {stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn eval_runs_and_inpainting_keeps_the_outside() {
     let e = engine();

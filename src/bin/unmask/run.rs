@@ -157,6 +157,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::json!({ "answer": text, "answer_ids": ids }));
             } else {
                 println!("{text}");
+                if text.trim().is_empty() {
+                    // stdout stays the answer (empty) for scripts; the person is told why
+                    eprintln!("note: the model gave an empty answer; it may not know this kind of question (its model card lists the ones it does)");
+                }
             }
             Ok(())
         }
