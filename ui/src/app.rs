@@ -83,7 +83,27 @@ impl Run {
 pub struct ChatTurn {
     pub question: String,
     pub answer: String,
+    /// The run ended (answered, failed or cancelled)
     pub done: bool,
+    /// The model's answer arrived (it may be empty)
+    pub answered: bool,
+}
+
+impl ChatTurn {
+    /// What the Ask panel shows after "A:".
+    pub fn shown_answer(&self) -> String {
+        if !self.done {
+            if self.answer.is_empty() { "...".into() } else { self.answer.replace('\u{FFFD}', "?") }
+        } else if !self.answered {
+            "(no answer: the run did not finish)".into()
+        } else if self.answer.trim().is_empty() {
+            // a question form the model never learnt; say so rather than show nothing
+            "(no answer: the model may not know this kind of question; its model card lists the ones it does)".into()
+        } else {
+            // model text can hold undecodable bytes; show them as '?'
+            self.answer.replace('\u{FFFD}', "?")
+        }
+    }
 }
 
 /// A message for the user; `detail` is shown on demand.
@@ -558,7 +578,7 @@ impl Studio {
             // answered 96.0% right vs 93.5% without, 1.56x faster (issue 17)
             settings: TextSettings { steps: gen_length, block_length, temperature: 0.0, seed: 0, cache: true },
         };
-        self.chat.push(ChatTurn { question: q, answer: String::new(), done: false });
+        self.chat.push(ChatTurn { question: q, answer: String::new(), done: false, answered: false });
         self.question.clear();
         self.submit(RunKind::Ask, vec![(job, 0)], gen_length);
     }
@@ -854,6 +874,7 @@ impl Studio {
                 if let Some(t) = self.chat.last_mut() {
                     t.answer = text;
                     t.done = true;
+                    t.answered = true;
                 }
             }
         }

@@ -453,9 +453,7 @@ impl Studio {
         ui.label("Ask about the image on the canvas.");
         for t in &self.chat {
             ui.label(RichText::new(format!("Q: {}", t.question)).strong());
-            // model text can hold undecodable bytes; show them as '?'
-            let a = if t.answer.is_empty() && !t.done { "...".to_string() } else { t.answer.replace('\u{FFFD}', "?") };
-            ui.label(format!("A: {a}"));
+            ui.label(format!("A: {}", t.shown_answer()));
         }
         let r = ui.add(egui::TextEdit::singleline(&mut self.question).hint_text("what color is the circle?"));
         if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {

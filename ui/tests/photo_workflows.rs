@@ -154,6 +154,13 @@ fn a_sketch_opens_its_own_document_and_ask_uses_the_bundles_answer_length() {
     assert_eq!(h.state().run.as_ref().unwrap().total, 8);
     until(&mut h, "answer", |s| !s.is_running());
     assert_eq!(h.state().chat.last().unwrap().answer, "red");
+    // a question form the model never learnt: an empty answer, and the panel says why
+    h.state_mut().question = "what shape is at the top left?".into();
+    h.state_mut().start_ask();
+    until(&mut h, "answer", |s| !s.is_running());
+    assert_eq!(h.state().chat.last().unwrap().answer.trim(), "", "the embedded model answered a form it never learnt");
+    h.run_steps(2);
+    let _ = h.get_by_label_contains("no answer: the model may not know this kind of question");
     // the canvas filter follows the zoom, before and after a run alike
     h.state_mut().set_zoom(4.0);
     h.run_steps(2);
