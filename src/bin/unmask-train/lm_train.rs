@@ -28,6 +28,7 @@ pub struct Schedule {
 
 /// Trains from step `start` to `sched.steps`; `save(step)` checkpoints;
 /// returns an error between steps once `stop` is set.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     sched: &Schedule,
     start: usize,
