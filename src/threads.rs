@@ -25,8 +25,9 @@ pub fn decide_once() {
 ///
 /// Why the trainer wants this: on its small tensors one thread per step is
 /// faster than two (the embedded transformer's step: 0.17-0.18 s on one
-/// thread, 0.22 s on two; a VQ-VAE step: 0.27 s against 0.26 s), because
-/// the second thread mostly waits at each op's barrier. So `unmask-train`
+/// thread, 0.22 s on two; a VQ-VAE step: 0.27 s against 0.26 s); the likely
+/// cause, not profiled: candle's element-wise pool worker spins after each op
+/// while gemm runs on the rayon pool. So `unmask-train`
 /// gives each of its two independent halves one thread and runs them at once.
 pub fn set(n: usize) {
     let n = n.max(1).to_string();
