@@ -186,13 +186,13 @@ fn check_stop(stop: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
-/// Runs `half`, and tells the other half to stop if it fails.
-fn half<T>(stop: &AtomicBool, half: impl FnOnce() -> Result<T>) -> Result<T> {
-    let r = half();
-    if r.is_err() {
-        stop.store(true, Ordering::Relaxed);
-    }
-    r
+/// Runs `half` (a panic counts as a failure), tells the other half to stop
+/// if it fails, and says whether this failure was the first (the cause, not
+/// a "stopped" that followed it).
+fn half<T>(stop: &AtomicBool, half: impl FnOnce() -> Result<T>) -> (Result<T>, bool) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(half)).unwrap_or_else(|_| Err(Error::invalid("a training thread panicked")));
+    let first = r.is_err() && !stop.swap(true, Ordering::Relaxed);
+    (r, first)
 }
 
 fn run(a: Args) -> Result<()> {
@@ -260,13 +260,13 @@ fn run(a: Args) -> Result<()> {
                 .name("transformer".into())
                 .spawn_scoped(scope, || half(&stop, transformer))
                 .map_err(|e| Error::invalid(format!("cannot start the transformer's thread: {e}")))?;
-            let vq = half(&stop, vq_vae);
-            let lm = lm.join().unwrap_or_else(|_| Err(Error::invalid("the transformer's thread panicked")));
+            let (vq, vq_first) = half(&stop, vq_vae);
+            let (lm, _) = lm.join().unwrap_or_else(|_| (Err(Error::invalid("the transformer's thread panicked")), false));
             // the failure that stopped the other half is the one to report
             match (lm, vq) {
                 (Ok(l), Ok(v)) => Ok((l, v)),
                 (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
-                (Err(l), Err(v)) => Err(if v.to_string().starts_with("stopped:") { l } else { v }),
+                (Err(l), Err(v)) => Err(if vq_first { v } else { l }),
             }
         })?
     };
