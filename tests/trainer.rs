@@ -84,3 +84,17 @@ fn a_failing_half_stops_the_other() {
     assert!(!out.join("model.safetensors").exists(), "no bundle is written after a failure");
     let _ = std::fs::remove_dir_all(out);
 }
+
+/// A batch of nothing (or of more than memory) is refused by name before
+/// any training starts; it used to panic inside a training thread.
+#[test]
+fn batch_sizes_out_of_range_are_refused_by_flag() {
+    for (flag, value) in [("--vq-batch", "0"), ("--lm-batch", "0"), ("--lm-batch", "99999")] {
+        let out = common::scratch("train-batch");
+        let run = Command::new(env!("CARGO_BIN_EXE_unmask-train")).args(["--out", out.to_str().unwrap(), flag, value]).output().expect("run unmask-train");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{flag} {value} was accepted");
+        assert!(stderr.contains(flag) && stderr.contains("1..=1024") && !stderr.contains("panicked"), "{flag} {value}: {stderr}");
+        let _ = std::fs::remove_dir_all(out);
+    }
+}

@@ -52,7 +52,8 @@ struct Args {
     /// encoder phase on it
     #[arg(long)]
     vq_from: Option<PathBuf>,
-    #[arg(long, default_value_t = 8)]
+    /// Scenes per VQ-VAE step (1 to 1024)
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     vq_batch: usize,
     #[arg(long, default_value_t = 3e-3)]
     vq_lr: f64,
@@ -63,7 +64,8 @@ struct Args {
     /// to positions: colour 76.7%, edits 9.7%); the run's critical path
     #[arg(long, default_value_t = 12000)]
     lm_steps: usize,
-    #[arg(long, default_value_t = 32)]
+    /// Sequences per transformer step (1 to 1024)
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     lm_batch: usize,
     /// Peak learning rate of the transformer (warm-up, then cosine decay)
     #[arg(long, default_value_t = 2e-3)]
