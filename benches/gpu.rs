@@ -4,12 +4,15 @@
 //! (`--config 8b`) or the benches' mid-size config (`--config mid`, for a
 //! dry run on the CPU). Prints one JSON object per case.
 //!
-//! `cargo bench --bench gpu -- CASE [--config 8b|mid] [--device cuda|cpu] [--steps N]`
-//! with CASE one of `forward`, `t2i`, `t2i-cache`, `answer`, `answer-cache`;
+//! `cargo bench --bench gpu -- CASE [--config 8b|mid] [--device cuda|cpu] [--steps N] [--side N]`
+//! with CASE one of `forward`, `t2i`, `t2i-cache`, `answer`, `answer-cache`,
+//! `attention`, `projections`, `quant`, `agreement --dir DIR`, `vq-decode`,
+//! `vq-encode` (the last six: issue 29, in gpu_cases/);
 //! `golden --fixtures DIR` runs the golden cases of `DIR/cases/cases.json` on
 //! the device (bf16 on CUDA) and reports their agreement with the f32 codes.
 
 mod common;
+mod gpu_cases;
 
 use std::time::Instant;
 
@@ -50,39 +53,45 @@ fn main() {
         "mid" => (common::mid_config(), 32),
         _ => (unmask::plan::lumina_dimoo_8b().0, 64),
     };
+    let tokens = if config == "mid" { 1040 } else { 4160 };
+    // the cases without the whole model
+    let standalone = |detail: String| {
+        println!("{{\"case\": \"{case}\", \"config\": \"{config}\", \"device\": \"{}\", {detail}}}", if device.is_cuda() { "cuda" } else { "cpu" });
+    };
+    match case.as_str() {
+        "attention" => return standalone(gpu_cases::attention(&cfg, &device, tokens)),
+        "projections" => return standalone(gpu_cases::projections(&cfg, &device, tokens)),
+        "quant" => return standalone(gpu_cases::quantized(&cfg, &device, tokens, 2, &scratch("quant"))),
+        "vq-decode" | "vq-encode" => return standalone(gpu_cases::vq(case == "vq-decode", &device, if config == "mid" { 16 } else { 64 })),
+        "agreement" => return standalone(gpu_cases::agreement(&cfg, &device, tokens, 2, &arg("--dir").map(Into::into).unwrap_or_else(|| scratch("agreement")))),
+        _ => {}
+    }
     let t0 = Instant::now();
     let vb = random_llada_weights(&cfg, dtype, &device).expect("random weights");
-    let model = Llada::load(&cfg, vb).expect("build model");
+    let mut model = Llada::load(&cfg, vb).expect("build model");
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let sp = special(cfg.vocab);
     let steps: usize = arg("--steps").and_then(|s| s.parse().ok()).unwrap_or(64);
+    // the grid's side in cells: 64 (1024 px) at 8B; 32 is a 512^2 retouch region
+    let side: usize = arg("--side").and_then(|s| s.parse().ok()).unwrap_or(side);
     // a prompt of the preset's length around a side x side grid (1024 px at 8B)
     let prompt: Vec<u32> = (0..unmask::plan::PROMPT_TOKENS as u32).map(|i| 20 + i * 13 % 900).collect();
     let uncond: Vec<u32> = prompt[..16].to_vec();
     unmask::profile::start();
     let t1 = Instant::now();
     let detail = match case.as_str() {
-        "forward" => {
-            let ids: Vec<u32> = (0..4160u32).map(|i| (i * 7919) % cfg.vocab as u32).collect();
-            model.hidden(&ids).expect("warm-up");
-            sync(&device);
-            let mut times = Vec::new();
-            for _ in 0..5 {
-                let s = Instant::now();
-                model.hidden(&ids).expect("forward");
-                sync(&device);
-                times.push(s.elapsed().as_secs_f64() * 1e3);
-            }
-            times.sort_by(f64::total_cmp);
-            format!("\"tokens\": 4160, \"median_ms\": {:.2}", times[2])
-        }
+        "forward" => gpu_cases::forward_both(&mut model, &device, tokens),
         "t2i" | "t2i-cache" => {
             let layout = ImageLayout { cond: prompt, text_free: Some(uncond), image_free: None, height: side, width: side, cells: vec![None; side * side] };
             let cache = (case == "t2i-cache").then_some(CacheSettings { ratio: 0.9, warmup_ratio: 0.3, refresh_interval: 5 });
             let s = ImageSettings { steps, cfg: 4.0, temperature: 0.0, cache, ..Default::default() };
             let g = sample_image(&model, &sp, &layout, &s, &mut Quiet).expect("sample");
             sync(&device);
-            format!("\"grid\": {side}, \"steps\": {steps}, \"cfg\": 4, \"codes_checksum\": {}", g.codes.iter().map(|&c| c as u64).sum::<u64>())
+            let decoded = match std::env::args().any(|a| a == "--decode") {
+                true => format!("{}, ", gpu_cases::decode_after(&g, &device)),
+                false => String::new(),
+            };
+            format!("{decoded}\"grid\": {side}, \"steps\": {steps}, \"cfg\": 4, \"attention\": \"{}\", \"codes_checksum\": {}", model.attention_kind(), g.codes.iter().map(|&c| c as u64).sum::<u64>())
         }
         "answer" | "answer-cache" => {
             let g = 256;
@@ -97,7 +106,7 @@ fn main() {
             sync(&device);
             format!("\"gen_length\": {g}, \"block_length\": 32, \"answer_ids\": {}", a.ids.len())
         }
-        other => panic!("unknown case {other}: forward, t2i, t2i-cache, answer, answer-cache"),
+        other => panic!("unknown case {other}: forward, t2i, t2i-cache, answer, answer-cache, attention, projections, quant, agreement"),
     };
     let wall_ms = t1.elapsed().as_secs_f64() * 1e3;
     let profile = serde_json::to_string(&unmask::profile::finish()).unwrap_or_default();
@@ -164,6 +173,11 @@ fn golden(dir: &std::path::Path) {
         _ => false,
     };
     println!("{{\"case\": \"golden\", \"device\": \"{}\", \"code_agreement\": {{{}}}, \"mmu_answer_exact\": {same}}}", unmask::engine::device_name(e.llada.device()), parts.join(", "));
+}
+
+/// A scratch folder for the case's files (removed by the case).
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("unmask-gpu-bench-{name}-{}", std::process::id()))
 }
 
 /// Waits for the device's queued work, so a timer reads the work, not its launch.

@@ -6,7 +6,13 @@ with 64 steps and guidance 4 (both branches batched, greedy, MaskGIT cosine),
 and a 256-token answer (blocks of 32, one position a step). Prints one JSON
 object per case with its peak memory (torch.cuda.max_memory_allocated).
 
-usage: python3 gpu_torch.py forward|t2i|answer [--config 8b|mid] [--steps N]
+`agreement --dir DIR` loads the 2-layer model `gpu-bench agreement` wrote
+there (safetensors, read here without the safetensors package), runs the
+same 4,160 tokens and compares: top-1 agreement of the logits with ours and
+the max relative error of our logits (our hidden states through this
+script's head) against this script's.
+
+usage: python3 gpu_torch.py forward|t2i|answer|agreement [--config 8b|mid] [--steps N] [--side N] [--dir DIR]
 """
 import json
 import math
@@ -25,6 +31,8 @@ if config == "mid":
     d, L, H, M, V, side = 1024, 8, 16, 2816, 1024 + 8192, 32
 else:
     d, L, H, M, V, side = 4096, 32, 32, 12288, 134548, 64
+if "--side" in sys.argv:
+    side = int(sys.argv[sys.argv.index("--side") + 1])
 hd = d // H
 offset = V - 8192 - 100 if V > 100000 else 1024
 MASK, NEWLINE, ANSWER_START = 3, 4, 8
@@ -35,12 +43,44 @@ def w(o, i):
     return (torch.randn(o, i, generator=g, device=dev) / math.sqrt(i)).to(dt)
 
 
+def read_safetensors(path):
+    """name -> tensor on the device (bf16 / f32 files as `gpu-bench` writes them)."""
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    kinds = {"BF16": torch.bfloat16, "F32": torch.float32, "F16": torch.float16}
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = meta["data_offsets"]
+        t = torch.frombuffer(bytearray(data[a:b]), dtype=kinds[meta["dtype"]]).view(meta["shape"])
+        out[name] = t.to(device=dev, dtype=dt)
+    return out
+
+
 t_load = time.perf_counter()
-wte = w(V, d)
-blocks = [dict(q=w(d, d), k=w(d, d), v=w(d, d), o=w(d, d), gate=w(M, d), up=w(M, d), down=w(d, M),
-               n1=torch.ones(d, device=dev, dtype=dt), n2=torch.ones(d, device=dev, dtype=dt)) for _ in range(L)]
-lnf = torch.ones(d, device=dev, dtype=dt)
-head = w(V, d)
+if case == "agreement":
+    wd = sys.argv[sys.argv.index("--dir") + 1]
+    T_ = read_safetensors(wd + "/model.safetensors")
+    at = "model.transformer"
+    L = len({k.split(".")[3] for k in T_ if k.startswith(at + ".blocks.")})
+    wte = T_[f"{at}.wte.weight"]
+    V = wte.shape[0]
+    blocks = [dict(q=T_[f"{at}.blocks.{i}.q_proj.weight"], k=T_[f"{at}.blocks.{i}.k_proj.weight"], v=T_[f"{at}.blocks.{i}.v_proj.weight"],
+                   o=T_[f"{at}.blocks.{i}.attn_out.weight"], gate=T_[f"{at}.blocks.{i}.ff_proj.weight"], up=T_[f"{at}.blocks.{i}.up_proj.weight"],
+                   down=T_[f"{at}.blocks.{i}.ff_out.weight"], n1=T_[f"{at}.blocks.{i}.attn_norm.weight"], n2=T_[f"{at}.blocks.{i}.ff_norm.weight"])
+              for i in range(L)]
+    lnf = T_[f"{at}.ln_f.weight"]
+    head = T_.get(f"{at}.ff_out.weight", wte)
+else:
+    wte = w(V, d)
+    blocks = [dict(q=w(d, d), k=w(d, d), v=w(d, d), o=w(d, d), gate=w(M, d), up=w(M, d), down=w(d, M),
+                   n1=torch.ones(d, device=dev, dtype=dt), n2=torch.ones(d, device=dev, dtype=dt)) for _ in range(L)]
+    lnf = torch.ones(d, device=dev, dtype=dt)
+    head = w(V, d)
 inv = 1.0 / (500000.0 ** (torch.arange(0, hd, 2, dtype=torch.float, device=dev) / hd))
 load_ms = (time.perf_counter() - t_load) * 1e3
 
@@ -154,6 +194,22 @@ with torch.no_grad():
                 x[rows[j]] = tok[j]
         sync()
         detail = {"gen_length": gl, "block_length": bl}
+    elif case == "agreement":
+        n = 4160
+        ids = ((torch.arange(n, device=dev) * 7919) % V)[None]
+        h = hidden(ids)[0]
+        ours_h = torch.frombuffer(bytearray(open(wd + "/hidden.f32", "rb").read()), dtype=torch.float32).view(n, d).to(dev)
+        ours_top = torch.tensor(json.load(open(wd + "/top1.json")), device=dev)
+        agree, err, scale = 0, 0.0, 0.0
+        for r0 in range(0, n, 512):
+            lt = (h[r0:r0 + 512] @ head.T).float()
+            lo = (ours_h[r0:r0 + 512].to(dt) @ head.T).float()
+            agree += (lt.argmax(-1) == ours_top[r0:r0 + 512]).sum().item()
+            err = max(err, (lo - lt).abs().max().item())
+            scale = max(scale, lt.abs().max().item())
+        hid_err = ((ours_h - h.float()).abs().max() / h.float().abs().max()).item()
+        detail = {"tokens": n, "layers": L, "top1_agreement": round(agree / n, 4), "logits_max_rel_err": round(err / scale, 5),
+                  "hidden_max_rel_err": round(hid_err, 5)}
 wall_ms = (time.perf_counter() - t0) * 1e3
 peak = torch.cuda.max_memory_allocated() if dev == "cuda" else 0
 print(json.dumps({"case": case, "impl": f"torch {torch.__version__} eager", "device": dev, "config": config,

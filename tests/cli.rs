@@ -242,3 +242,20 @@ fn profile_reports_phases_forwards_and_device_copies() {
     }
     assert_eq!(v["ok"], true);
 }
+
+#[test]
+fn ask_with_the_text_cache_copies_picks_not_logits() {
+    // the fixture's vocabulary is 398 ids: a block's logits would be 8 x 398 x 4 bytes
+    let cases = common::cases_json();
+    let (out, err) = unmask_full(&[
+        "ask", "--model", &model(), "--image", common::case("input.png").to_str().unwrap(),
+        "--question", cases["mmu"]["question"].as_str().unwrap(), "--gen-length", "16", "--block-length", "8", "--steps", "8",
+        "--temperature", "0", "--cache", "--profile",
+    ]);
+    assert!(!out.trim().is_empty() || err.contains("no answer"));
+    let v: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    let per_step = v["device_to_host_bytes_per_step"].as_f64().unwrap();
+    // each step: an id (u32) and a probability (f64) per masked row of the block, and one sum
+    assert!(per_step > 0.0 && per_step <= (8 * 12 + 4) as f64, "{per_step} bytes a step");
+    assert_eq!(v["steps"], 8);
+}

@@ -9,6 +9,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use super::attention::{self, Spans};
 use super::cache::BranchCache;
 use super::config::LladaConfig;
 use crate::error::{Error, Result};
@@ -93,9 +94,22 @@ impl Block {
     }
 }
 
+/// Rows from which a quantized projection on a GPU runs as a dense product:
+/// candle's quantized kernels re-read the weights per few rows and were 1.8x
+/// slower than bf16 at 4,160 rows on an H200, while dequantizing one
+/// projection costs about one read of it. Small passes (text-cache steps,
+/// ML-Cache partial steps of a few rows) keep the quantized kernels.
+pub const DENSE_ROWS: usize = 64;
+
 /// `x @ w^T` through a projection; quantized kernels take f32 input.
 fn mm(p: &QMatMul, x: &Tensor) -> candle_core::Result<Tensor> {
     match p {
+        QMatMul::QTensor(q) if x.device().is_cuda() && x.dims()[0] > DENSE_ROWS && x.rank() == 2 => {
+            // one projection's dense copy at a time, dropped after its product
+            let w = q.dequantize_f16(x.device())?;
+            let w = if x.dtype() == DType::F16 { w } else { w.to_dtype(x.dtype())? };
+            x.matmul(&w.t()?)
+        }
         QMatMul::QTensor(_) if x.dtype() != DType::F32 => p.forward(&x.to_dtype(DType::F32)?)?.to_dtype(x.dtype()),
         _ => p.forward(x),
     }
@@ -118,6 +132,13 @@ pub struct Llada {
     /// The most bytes one layer's attention scores may take; queries run in
     /// chunks of rows that keep under it (see [`Llada::set_attention_bytes`]).
     attention_bytes: usize,
+    /// The fused CUDA kernel passed its self-check on this device (bf16 only).
+    fused_ok: bool,
+    /// ... and is in use (see [`Llada::set_fused_attention`]).
+    fused: bool,
+    /// cos/sin for positions `0..n`, built once per length on the model's
+    /// device and grown when a longer sequence comes.
+    rope: std::sync::Mutex<Option<(usize, Tensor, Tensor)>>,
 }
 
 /// Default bound on one layer's score tensor: 32 heads x 4,160^2 bf16 scores
@@ -159,10 +180,28 @@ impl Llada {
             ln_f: src.dense(&format!("{at}.ln_f.weight"), &[cfg.d_model])?,
             head,
             inv_freq,
+            attention_bytes: ATTENTION_BYTES,
+            fused_ok: dtype == DType::BF16 && attention::check::self_check(&device, hd),
+            fused: true,
+            rope: std::sync::Mutex::new(None),
             device,
             dtype,
-            attention_bytes: ATTENTION_BYTES,
         })
+    }
+
+    /// Which attention runs: `"fused"` (the CUDA kernel) or `"reference"`.
+    pub fn attention_kind(&self) -> &'static str {
+        if self.fused && self.fused_ok {
+            "fused"
+        } else {
+            "reference"
+        }
+    }
+
+    /// Uses the reference attention even where the fused kernel passed its
+    /// check (benchmarks compare the two).
+    pub fn set_fused_attention(&mut self, on: bool) {
+        self.fused = on;
     }
 
     /// Bounds each layer's score tensor (scores and their softmax, in the
@@ -344,6 +383,20 @@ impl Llada {
         Tensor::from_vec(v, idx.len(), &self.device)
     }
 
+    /// cos/sin tables `[t, head_dim/2]` for positions `0..t`, from the tables
+    /// kept on the device (rebuilt only when a longer sequence comes; each
+    /// entry is computed alone, so a longer table holds the same values).
+    fn rope_prefix(&self, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        let mut kept = self.rope.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|(n, _, _)| *n < t) {
+            let n = t.next_multiple_of(1024);
+            let (cos, sin) = self.rope_tables(&(0..n).collect::<Vec<_>>())?;
+            *kept = Some((n, cos, sin));
+        }
+        let (_, cos, sin) = kept.as_ref().expect("set above");
+        Ok((cos.narrow(0, 0, t)?, sin.narrow(0, 0, t)?))
+    }
+
     /// cos/sin tables `[n, head_dim/2]` for the given absolute positions.
     fn rope_tables(&self, positions: &[usize]) -> candle_core::Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
@@ -391,8 +444,7 @@ impl Llada {
         let row_ids: Vec<u32> = rows.iter().zip(seqs).flat_map(|(r, s)| r.iter().map(|&i| s[i])).collect();
         let mut x = self.wte.index_select(&Tensor::from_vec(row_ids, n, &self.device)?, 0)?;
 
-        let all: Vec<usize> = (0..t).collect();
-        let (cos, sin) = self.rope_tables(&all)?;
+        let (cos, sin) = self.rope_prefix(t)?;
         // each sequence's tables: keys at 0..len, queries at its rows
         let mut tables = Vec::with_capacity(seqs.len());
         for (b, r) in rows.iter().enumerate() {
@@ -413,6 +465,10 @@ impl Llada {
         let (nh, nkv, hd) = (self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.head_dim);
         let scale = 1.0 / (hd as f64).sqrt();
         let eps = self.cfg.rms_norm_eps as f32;
+        let fused = match self.fused && self.fused_ok && seqs.len() <= attention::flash::MAX_SEQS {
+            true => Some(Fused::new(&tables, &rows, &lens)?),
+            false => None,
+        };
 
         for (layer, blk) in self.blocks.iter().enumerate() {
             let a = candle_nn::ops::rms_norm(&x, &blk.attn_norm, eps)?;
@@ -427,6 +483,12 @@ impl Llada {
                     }
                     Some(rows) => c.update_kv(layer, rows, &k, &v)?,
                 };
+            }
+            if let Some(f) = &fused {
+                let o = f.attend(&q, &k, &v, nh, nkv, hd, scale)?;
+                x = (x + mm(&blk.attn_out, &o)?)?;
+                x = self.feed_forward(blk, x, eps)?;
+                continue;
             }
             let mut outs = Vec::with_capacity(seqs.len());
             for (b, ((cos_q, sin_q), (cos_k, sin_k))) in tables.iter().enumerate() {
@@ -446,13 +508,60 @@ impl Llada {
             }
             let o = if outs.len() == 1 { outs.remove(0) } else { Tensor::cat(&outs, 0)? };
             x = (x + mm(&blk.attn_out, &o)?)?;
-
-            let f = candle_nn::ops::rms_norm(&x, &blk.ff_norm, eps)?;
-            let gate = candle_nn::Activation::Silu.forward(&mm(&blk.ff_proj, &f)?)?;
-            let up = mm(&blk.up_proj, &f)?;
-            x = (x + mm(&blk.ff_out, &(gate * up)?)?)?;
+            x = self.feed_forward(blk, x, eps)?;
         }
         Ok((candle_nn::ops::rms_norm(&x, &self.ln_f, eps)?, row_at))
+    }
+
+    /// The SwiGLU half of a block, residual included.
+    fn feed_forward(&self, blk: &Block, x: Tensor, eps: f32) -> candle_core::Result<Tensor> {
+        let f = candle_nn::ops::rms_norm(&x, &blk.ff_norm, eps)?;
+        let gate = candle_nn::Activation::Silu.forward(&mm(&blk.ff_proj, &f)?)?;
+        let up = mm(&blk.up_proj, &f)?;
+        x + mm(&blk.ff_out, &(gate * up)?)?
+    }
+}
+
+/// One forward's attention through the fused kernel: the packed RoPE tables
+/// of its query rows and keys (built once, used by every layer) and the
+/// sequences' spans. Q, K and V stay in the projections' `[rows, heads*hd]`
+/// layout: no per-head transposes, no repeated KV heads, no score tensor.
+struct Fused {
+    cos_q: Tensor,
+    sin_q: Tensor,
+    cos_k: Tensor,
+    sin_k: Tensor,
+    spans: Spans,
+}
+
+type Table = (Tensor, Tensor);
+
+impl Fused {
+    fn new(tables: &[(Table, Table)], rows: &[Vec<usize>], lens: &[usize]) -> candle_core::Result<Self> {
+        let cat = |parts: Vec<&Tensor>| -> candle_core::Result<Tensor> {
+            if parts.len() == 1 {
+                parts[0].contiguous()
+            } else {
+                Tensor::cat(&parts, 0)
+            }
+        };
+        let with_rows = || tables.iter().zip(rows).filter(|(_, r)| !r.is_empty()).map(|(t, _)| t);
+        Ok(Self {
+            cos_q: cat(with_rows().map(|t| &t.0 .0).collect())?,
+            sin_q: cat(with_rows().map(|t| &t.0 .1).collect())?,
+            cos_k: cat(tables.iter().map(|t| &t.1 .0).collect())?,
+            sin_k: cat(tables.iter().map(|t| &t.1 .1).collect())?,
+            spans: Spans::packed(&rows.iter().map(|r| r.len()).collect::<Vec<_>>(), lens),
+        })
+    }
+
+    /// `q` `[rows, nh*hd]`, `k`, `v` `[keys, nkv*hd]` before RoPE; `[rows, nh*hd]`.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, nh: usize, nkv: usize, hd: usize, scale: f64) -> candle_core::Result<Tensor> {
+        let (n, t) = (q.dim(0)?, k.dim(0)?);
+        let q = candle_nn::rotary_emb::rope_thd(&q.reshape((1, n, nh, hd))?, &self.cos_q, &self.sin_q)?.reshape((n, nh * hd))?;
+        let k = candle_nn::rotary_emb::rope_thd(&k.reshape((1, t, nkv, hd))?, &self.cos_k, &self.sin_k)?.reshape((t, nkv * hd))?;
+        attention::flash::fused(&q, &k, v, &self.spans, nh, nkv, hd, scale as f32)
     }
 }
 

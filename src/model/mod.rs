@@ -1,6 +1,7 @@
 //! Tensors only: the transformer, its ML-Cache state and the VQ-VAE. No I/O
 //! beyond what loading needs; nothing here knows about tasks or front ends.
 
+pub mod attention;
 pub mod cache;
 pub mod config;
 pub mod conv;

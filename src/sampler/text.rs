@@ -2,6 +2,7 @@
 //! section 7): blocks of masked positions unmasked by confidence, stopping once
 //! the answer has ended.
 
+use candle_core::{DType, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -111,19 +112,13 @@ pub fn sample_text(
                         llada.head(&llada.hidden_partial(&x, &block, c)?, Some(&at), vocab)?
                     }
                 };
-                let v = logits.dim(1)?;
-                let flat = logits.flatten_all()?.to_vec1::<f32>()?;
-                crate::profile::device_to_host(flat.len() * 4);
                 crate::profile::step();
-                if flat.iter().any(|v| !v.is_finite()) {
-                    return Err(super::image::non_finite());
-                }
-                let mut cands: Vec<(f64, usize, u32)> = Vec::with_capacity(rows.len());
-                for (j, &pos) in rows.iter().enumerate() {
-                    let row = &flat[j * v..(j + 1) * v];
-                    let pick = choose(row, settings.temperature, &mut rng);
-                    cands.push((prob_f64(row, pick), pos, pick as u32));
-                }
+                let picked = if settings.temperature > 0.0 {
+                    pick_on_host(&logits, settings.temperature, &mut rng)?
+                } else {
+                    pick_on_device(&logits)?
+                };
+                let mut cands: Vec<(f64, usize, u32)> = picked.into_iter().zip(&rows).map(|((p, id), &pos)| (p, pos, id)).collect();
                 cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 for &(_, pos, tok) in cands.iter().take(count) {
                     x[pos] = tok;
@@ -140,6 +135,44 @@ pub fn sample_text(
     Ok(Answer { ids: answer_ids(&region(&x), special) })
 }
 
+
+/// Greedy choice on the model's device: each row's argmax and its
+/// probability come back (12 bytes a row), not its vocabulary's logits. The
+/// probability of the argmax is `1 / sum(exp(l - max))`, summed in f64 as
+/// the reference computes confidences.
+fn pick_on_device(logits: &Tensor) -> Result<Vec<(f64, u32)>> {
+    // damaged weights (NaN or Inf) would otherwise answer token 0 everywhere
+    let total = logits.sum_all()?.to_scalar::<f32>()?;
+    if !total.is_finite() {
+        return Err(super::image::non_finite());
+    }
+    let picks = logits.argmax_keepdim(1)?;
+    let m = logits.max_keepdim(1)?.to_dtype(DType::F64)?;
+    let sum = logits.to_dtype(DType::F64)?.broadcast_sub(&m)?.exp()?.sum_keepdim(1)?;
+    let picks = picks.flatten_all()?.to_vec1::<u32>()?;
+    let sums = sum.flatten_all()?.to_vec1::<f64>()?;
+    crate::profile::device_to_host(picks.len() * 12 + 4);
+    Ok(sums.into_iter().zip(picks).map(|(s, id)| (1.0 / s, id)).collect())
+}
+
+/// Gumbel-max at temperature > 0, on the host: the noise comes from the
+/// seeded generator, one draw per vocabulary entry, so the whole rows come
+/// back.
+fn pick_on_host(logits: &Tensor, temperature: f32, rng: &mut StdRng) -> Result<Vec<(f64, u32)>> {
+    let v = logits.dim(1)?;
+    let flat = logits.flatten_all()?.to_vec1::<f32>()?;
+    crate::profile::device_to_host(flat.len() * 4);
+    if flat.iter().any(|v| !v.is_finite()) {
+        return Err(super::image::non_finite());
+    }
+    Ok(flat
+        .chunks_exact(v)
+        .map(|row| {
+            let pick = choose(row, temperature, rng);
+            (prob_f64(row, pick), pick as u32)
+        })
+        .collect())
+}
 
 /// `softmax(row)[i]` in f64, as the reference computes confidences.
 fn prob_f64(row: &[f32], i: usize) -> f64 {
