@@ -157,7 +157,9 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// (dense: every weight at `dtype_bytes`): the projections at their stored
 /// type (the same fallbacks as [`quantize`]), the embedding, head and norms
 /// in the compute dtype (they are dequantized at load), plus one projection
-/// dequantized to f32 (what a large quantized matmul on the GPU unpacks).
+/// unpacked at 4 bytes a weight: a pass over more than `DENSE_ROWS` rows on
+/// the GPU dequantizes each projection to f16 and then the compute dtype
+/// (2 + 2 bytes), one projection at a time.
 pub fn weight_bytes(cfg: &crate::model::LladaConfig, quant: Option<QuantType>, dtype_bytes: u64) -> u64 {
     let Some(q) = quant else { return cfg.parameter_count() as u64 * dtype_bytes };
     let mut bytes = 0f64;

@@ -104,7 +104,7 @@ pub const DENSE_ROWS: usize = 64;
 /// `x @ w^T` through a projection; quantized kernels take f32 input.
 fn mm(p: &QMatMul, x: &Tensor) -> candle_core::Result<Tensor> {
     match p {
-        QMatMul::QTensor(q) if x.device().is_cuda() && x.dims()[0] > DENSE_ROWS && x.rank() == 2 => {
+        QMatMul::QTensor(q) if x.device().is_cuda() && x.rank() == 2 && x.dims()[0] > DENSE_ROWS => {
             // one projection's dense copy at a time, dropped after its product
             let w = q.dequantize_f16(x.device())?;
             let w = if x.dtype() == DType::F16 { w } else { w.to_dtype(x.dtype())? };
