@@ -11,7 +11,8 @@
 //!
 //! The choice is made per call: the unfold form runs only where the weight is
 //! a `Var` (being trained) and on the CPU, so inference, on every device, is
-//! exactly what it was.
+//! exactly what it was. (The VQ-VAE's inference runs its convolutions a band
+//! of rows at a time through `forward_padded`, see `vq::band`.)
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Module, Shape, Tensor};
@@ -30,6 +31,29 @@ impl Conv {
     pub fn load(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         let cfg = Conv2dConfig { padding, stride, ..Default::default() };
         Ok(Self { inner: candle_nn::conv2d(cin, cout, k, cfg, vb)?, k, stride, padding })
+    }
+
+    pub fn kernel(&self) -> usize {
+        self.k
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.inner.weight().dims()[0]
+    }
+
+    /// The convolution of `x` padded by the caller (a band of rows, see
+    /// `vq::band`): candle's `conv2d` and bias add, as `Conv2d::forward`
+    /// does them, without padding of its own.
+    pub fn forward_padded(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.conv2d(self.inner.weight(), 0, self.stride, 1, 1)?;
+        match self.inner.bias() {
+            Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+            None => Ok(y),
+        }
     }
 }
 

@@ -4,9 +4,13 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{GroupNorm, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 
 use super::conv::Conv;
+use band::{Norm, Pads, Pre, Residual};
+
+mod band;
+pub use band::BAND_BYTES;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -104,11 +108,25 @@ fn silu(x: &Tensor) -> candle_core::Result<Tensor> {
     candle_nn::ops::silu(x)
 }
 
+fn group_norm(groups: usize, channels: usize, vb: VarBuilder) -> candle_core::Result<Norm> {
+    Norm::load(groups, channels, EPS, vb)
+}
+
+/// A 3 x 3 "same" convolution of `pre(x)` over bands of rows.
+fn same(c: &Conv, x: &Tensor, pre: Pre, residual: Residual, bound: usize) -> candle_core::Result<Tensor> {
+    band::conv(c, x, &pre, Pads::all(1), &residual, bound)
+}
+
+/// `conv(silu(norm(x)))` over bands of rows.
+fn norm_conv(norm: &Norm, c: &Conv, x: &Tensor, residual: Residual, bound: usize) -> candle_core::Result<Tensor> {
+    same(c, x, Pre::NormSilu(norm, norm.stats(x)?), residual, bound)
+}
+
 /// diffusers `ResnetBlock2D` without a time embedding.
 struct Resnet {
-    norm1: GroupNorm,
+    norm1: Norm,
     conv1: Conv,
-    norm2: GroupNorm,
+    norm2: Norm,
     conv2: Conv,
     shortcut: Option<Conv>,
 }
@@ -116,9 +134,9 @@ struct Resnet {
 impl Resnet {
     fn load(cin: usize, cout: usize, groups: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Self {
-            norm1: candle_nn::group_norm(groups, cin, EPS, vb.pp("norm1"))?,
+            norm1: group_norm(groups, cin, vb.pp("norm1"))?,
             conv1: conv(cin, cout, 3, 1, 1, vb.pp("conv1"))?,
-            norm2: candle_nn::group_norm(groups, cout, EPS, vb.pp("norm2"))?,
+            norm2: group_norm(groups, cout, vb.pp("norm2"))?,
             conv2: conv(cout, cout, 3, 1, 1, vb.pp("conv2"))?,
             shortcut: if cin != cout { Some(conv(cin, cout, 1, 1, 0, vb.pp("conv_shortcut"))?) } else { None },
         })
@@ -132,11 +150,20 @@ impl Resnet {
             None => x + h,
         }
     }
+
+    fn forward_banded(&self, x: &Tensor, bound: usize) -> candle_core::Result<Tensor> {
+        let h = norm_conv(&self.norm1, &self.conv1, x, Residual::None, bound)?;
+        let residual = match &self.shortcut {
+            Some(s) => Residual::Shortcut(s, x),
+            None => Residual::Add(x),
+        };
+        norm_conv(&self.norm2, &self.conv2, &h, residual, bound)
+    }
 }
 
 /// diffusers `Attention` as the VQ mid-block uses it: one head over all channels.
 struct SpatialAttention {
-    norm: GroupNorm,
+    norm: Norm,
     q: Linear,
     k: Linear,
     v: Linear,
@@ -146,7 +173,7 @@ struct SpatialAttention {
 impl SpatialAttention {
     fn load(c: usize, groups: usize, vb: VarBuilder) -> candle_core::Result<Self> {
         Ok(Self {
-            norm: candle_nn::group_norm(groups, c, EPS, vb.pp("group_norm"))?,
+            norm: group_norm(groups, c, vb.pp("group_norm"))?,
             q: candle_nn::linear(c, c, vb.pp("to_q"))?,
             k: candle_nn::linear(c, c, vb.pp("to_k"))?,
             v: candle_nn::linear(c, c, vb.pp("to_v"))?,
@@ -192,6 +219,15 @@ impl MidBlock {
         }
         self.second.forward(&h)
     }
+
+    /// The attention runs whole: it is at the latent's size.
+    fn forward_banded(&self, x: &Tensor, bound: usize) -> candle_core::Result<Tensor> {
+        let mut h = self.first.forward_banded(x, bound)?;
+        if let Some(a) = &self.attention {
+            h = a.forward(&h)?;
+        }
+        self.second.forward_banded(&h, bound)
+    }
 }
 
 struct Stage {
@@ -203,7 +239,7 @@ struct Encoder {
     conv_in: Conv,
     down: Vec<Stage>,
     mid: MidBlock,
-    norm_out: GroupNorm,
+    norm_out: Norm,
     conv_out: Conv,
 }
 
@@ -228,7 +264,7 @@ impl Encoder {
             conv_in: conv(cfg.in_channels, ch[0], 3, 1, 1, vb.pp("conv_in"))?,
             down,
             mid: MidBlock::load(top, cfg, vb.pp("mid_block"))?,
-            norm_out: candle_nn::group_norm(g, top, EPS, vb.pp("conv_norm_out"))?,
+            norm_out: group_norm(g, top, vb.pp("conv_norm_out"))?,
             conv_out: conv(top, cfg.latent_channels, 3, 1, 1, vb.pp("conv_out"))?,
         })
     }
@@ -247,13 +283,29 @@ impl Encoder {
         h = self.mid.forward(&h)?;
         self.conv_out.forward(&silu(&self.norm_out.forward(&h)?)?)
     }
+
+    /// `forward` a band of rows at a time; each `h = ...` drops the map it replaces.
+    fn forward_banded(&self, x: &Tensor, bound: usize) -> candle_core::Result<Tensor> {
+        let mut h = same(&self.conv_in, x, Pre::None, Residual::None, bound)?;
+        for stage in &self.down {
+            for r in &stage.resnets {
+                h = r.forward_banded(&h, bound)?;
+            }
+            if let Some(c) = &stage.resample {
+                let pads = Pads { top: 0, bottom: 1, left: 0, right: 1 };
+                h = band::conv(c, &h, &Pre::None, pads, &Residual::None, bound)?;
+            }
+        }
+        h = self.mid.forward_banded(&h, bound)?;
+        norm_conv(&self.norm_out, &self.conv_out, &h, Residual::None, bound)
+    }
 }
 
 struct Decoder {
     conv_in: Conv,
     mid: MidBlock,
     up: Vec<Stage>,
-    norm_out: GroupNorm,
+    norm_out: Norm,
     conv_out: Conv,
 }
 
@@ -278,7 +330,7 @@ impl Decoder {
             conv_in: conv(cfg.latent_channels, rev[0], 3, 1, 1, vb.pp("conv_in"))?,
             mid: MidBlock::load(rev[0], cfg, vb.pp("mid_block"))?,
             up,
-            norm_out: candle_nn::group_norm(g, bottom, EPS, vb.pp("conv_norm_out"))?,
+            norm_out: group_norm(g, bottom, vb.pp("conv_norm_out"))?,
             conv_out: conv(bottom, cfg.out_channels, 3, 1, 1, vb.pp("conv_out"))?,
         })
     }
@@ -295,6 +347,22 @@ impl Decoder {
             }
         }
         self.conv_out.forward(&silu(&self.norm_out.forward(&h)?)?)
+    }
+
+    /// `forward` a band of rows at a time: the upsampled maps, normalised
+    /// maps and unfolds exist a band at a time only.
+    fn forward_banded(&self, z: &Tensor, bound: usize) -> candle_core::Result<Tensor> {
+        let mut h = same(&self.conv_in, z, Pre::None, Residual::None, bound)?;
+        h = self.mid.forward_banded(&h, bound)?;
+        for stage in &self.up {
+            for r in &stage.resnets {
+                h = r.forward_banded(&h, bound)?;
+            }
+            if let Some(c) = &stage.resample {
+                h = same(c, &h, Pre::Up2, Residual::None, bound)?;
+            }
+        }
+        norm_conv(&self.norm_out, &self.conv_out, &h, Residual::None, bound)
     }
 }
 
@@ -322,6 +390,7 @@ pub struct VqModel {
     post_quant_conv: Conv,
     decoder: Decoder,
     device: Device,
+    band_bytes: Option<usize>,
 }
 
 impl VqModel {
@@ -336,7 +405,29 @@ impl VqModel {
             post_quant_conv: conv(e, cfg.latent_channels, 1, 1, 0, vb.pp("post_quant_conv"))?,
             decoder: Decoder::load(cfg, vb.pp("decoder"))?,
             device: vb.device().clone(),
+            band_bytes: Some(BAND_BYTES),
         })
+    }
+
+    /// How `encode` and `decode` run their convolutions: over bands of rows
+    /// whose unfold takes at most `bytes` (the default, [`BAND_BYTES`]), or
+    /// with `None` over whole maps as the training hooks do (for comparisons).
+    pub fn set_band_bytes(&mut self, bytes: Option<usize>) {
+        self.band_bytes = bytes;
+    }
+
+    fn encoder_forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self.band_bytes {
+            Some(b) => self.encoder.forward_banded(x, b),
+            None => self.encoder.forward(x),
+        }
+    }
+
+    fn decoder_forward(&self, z: &Tensor) -> candle_core::Result<Tensor> {
+        match self.band_bytes {
+            Some(b) => self.decoder.forward_banded(z, b),
+            None => self.decoder.forward(z),
+        }
     }
 
     pub fn config(&self) -> &VqConfig {
@@ -362,7 +453,7 @@ impl VqModel {
             .affine(1.0 / 255.0, 0.0)?
             .permute((2, 0, 1))?
             .unsqueeze(0)?;
-        let z = self.quant_conv.forward(&self.encoder.forward(&x)?)?; // [1, e, h, w]
+        let z = self.quant_conv.forward(&self.encoder_forward(&x)?)?; // [1, e, h, w]
         let (_, e, h, w) = z.dims4()?;
         let z = z.squeeze(0)?.permute((1, 2, 0))?.reshape((h * w, e))?;
         // |z - c|^2 = |z|^2 - 2 z.c + |c|^2; |z|^2 is the same for every code.
@@ -406,7 +497,7 @@ impl VqModel {
         let idx = Tensor::from_slice(&grid.codes, grid.codes.len(), &self.device)?;
         let z = self.codebook.index_select(&idx, 0)?;
         let z = z.reshape((grid.height, grid.width, self.cfg.embed_dim()))?.permute((2, 0, 1))?.unsqueeze(0)?;
-        let x = self.decoder.forward(&self.post_quant_conv.forward(&z)?)?;
+        let x = self.decoder_forward(&self.post_quant_conv.forward(&z)?)?;
         Ok(x.squeeze(0)?.permute((1, 2, 0))?.clamp(0f32, 1f32)?)
     }
 
