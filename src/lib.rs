@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod codes;
 pub mod composite;
 pub mod crop;
+pub mod device_memory;
 pub mod engine;
 pub mod error;
 pub mod hub;

@@ -2,9 +2,10 @@
 //! size a user can ask for is checked against an estimate of the memory it
 //! needs before any work, and refused with the largest value that would fit.
 //!
-//! The budget is what the machine has available when the request is checked
-//! (the loaded weights already excluded; under `ulimit -v`, what is left of
-//! the address space if that is less), times 0.8; `UNMASK_MEMORY_LIMIT`
+//! The budget is what the model's device has available when the request is
+//! checked (the loaded weights already excluded): on CUDA the GPU's free
+//! memory, else the host's (under `ulimit -v`, what is left of the address
+//! space if that is less; [`crate::device_memory`]), times 0.8; `UNMASK_MEMORY_LIMIT`
 //! (bytes, or with a K/M/G suffix) sets it instead. The estimates are upper
 //! bounds calibrated on this CPU build (measured peaks in the comments); they
 //! follow what each part materialises:
@@ -13,23 +14,36 @@
 //!   bound when queries run in chunks, plus `T * (8 d + 3 m)` activations
 //!   (branches run one after another, so one forward's worth);
 //! - the ML-Cache: per branch, K and V of every layer and the logits rows;
-//! - the VQ-VAE over P pixels: its convolutions unfold 3 x 3 patches, about
-//!   48 bytes per channel and pixel at the widest level (embedded model,
-//!   2048^2 decode: estimate 1.6 GB, measured 1.42 GB; fixture 1024^2: 805 MB
-//!   vs 730 MB measured).
+//! - the VQ-VAE over P pixels: it convolves a band of rows at a time
+//!   (`model::vq::BAND_BYTES`), so what it holds is the three maps of its
+//!   largest residual block (input, hidden, output) plus one band's working
+//!   set; see [`vq_bytes`] for the figures measured on the release's VQ-VAE.
 
+pub use crate::device_memory::Memory;
 use crate::error::{Error, Result};
 use crate::model::{LladaConfig, VqConfig};
 
-/// Bytes this process may use for one request.
-pub fn budget() -> u64 {
-    if let Some(b) = std::env::var("UNMASK_MEMORY_LIMIT").ok().and_then(|v| parse_bytes(&v)) {
+/// Bytes one request may use in `mem`: on a GPU its free memory (the
+/// weights are on it already), on the host what is available.
+pub fn budget(mem: Memory) -> u64 {
+    let left = if mem == Memory::Host { address_space_left() } else { None };
+    budget_from(env_limit(), mem.free(), left)
+}
+
+/// `UNMASK_MEMORY_LIMIT` in bytes, when set and valid.
+pub fn env_limit() -> Option<u64> {
+    std::env::var("UNMASK_MEMORY_LIMIT").ok().and_then(|v| parse_bytes(&v))
+}
+
+/// The budget's rule, from what was read: the limit when set, else 80% of
+/// the free memory (8 GiB when unreadable) or of the address space left, the
+/// smaller (an allocation past `ulimit -v` aborts the process).
+pub fn budget_from(limit: Option<u64>, free: Option<u64>, address_left: Option<u64>) -> u64 {
+    if let Some(b) = limit {
         return b;
     }
-    let mem = available().unwrap_or(8 << 30);
-    // under an address-space limit (`ulimit -v`) an allocation past it aborts
-    // the process: what is left of it bounds the budget too
-    let room = address_space_left().map_or(mem, |a| a.min(mem));
+    let mem = free.unwrap_or(8 << 30);
+    let room = address_left.map_or(mem, |a| a.min(mem));
     room / 10 * 8
 }
 
@@ -43,14 +57,6 @@ fn address_space_left() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: u64 = status.lines().find(|l| l.starts_with("VmSize:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some((l.rlim_cur as u64).saturating_sub(kb * 1024))
-}
-
-/// `MemAvailable` of /proc/meminfo, in bytes.
-fn available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// "1500000", "800M", "1.5G", "64k" -> bytes.
@@ -92,11 +98,36 @@ pub fn cache_bytes(cfg: &LladaConfig, t: usize, branches: usize, codebook: usize
     (kv + logits) * branches as u64
 }
 
-/// Peak bytes of a VQ encode or decode of a `w x h` image.
+/// Peak bytes of a VQ encode or decode of a `w x h` image, weights aside.
+///
+/// The convolutions run a band of rows at a time, so the peak is the largest
+/// residual block's three maps (its input, with the channels of the level
+/// beside it, its hidden map and its output) plus one band: at most
+/// `BAND_BYTES` of unfold and output and its input rows (1.5 x the bound, or
+/// of one whole map when that is smaller), the mid-block attention's scores
+/// when it has one, and the image's own tensors. Release VQ-VAE (8B preset),
+/// f32 on this 2-core CPU, peak resident minus its 585 MB of weights:
+/// decode 256^2 276 MB (estimate 538 MB), 512^2 663 MB (946 MB), 1024^2
+/// 2.28 GB (2.58 GB); encode 512^2 517 MB, 1024^2 1.72 GB. Before bands:
+/// decode 512^2 1.44 GB, 1024^2 5.50 GB; encode 1024^2 3.23 GB.
 pub fn vq_bytes(cfg: &VqConfig, w: usize, h: usize) -> u64 {
+    const F32: u64 = 4;
     let px = w as u64 * h as u64;
-    let widest = cfg.block_out_channels.iter().enumerate().map(|(i, &c)| c as u64 * (px >> (2 * i))).max().unwrap_or(0);
-    widest.saturating_mul(48) + px * 24
+    let ch: Vec<u64> = cfg.block_out_channels.iter().map(|&c| c as u64).collect();
+    let (mut maps, mut whole_band) = (0u64, 0u64);
+    for (i, &c) in ch.iter().enumerate() {
+        let p = px >> (2 * i);
+        // the first resnet of level i reads the channels of the level below
+        // (decoder) or above (encoder)
+        let cin = ch.get(i + 1).copied().unwrap_or(c).max(if i > 0 { ch[i - 1] } else { c });
+        maps = maps.max((cin + 2 * c) * p * F32);
+        whole_band = whole_band.max((9 * cin + 2 * c.max(cin)) * p * F32);
+    }
+    let band = whole_band.min(crate::model::vq::BAND_BYTES as u64) / 2 * 3;
+    let tokens = px / (cfg.factor() * cfg.factor()) as u64;
+    let top = *ch.last().unwrap_or(&0);
+    let attention = if cfg.mid_block_add_attention.unwrap_or(true) { (3 * tokens * tokens + 4 * tokens * top) * F32 } else { 0 };
+    maps.saturating_add(band).saturating_add(attention) + px * 24
 }
 
 /// One image task's shape, as the estimate needs it.
@@ -166,34 +197,61 @@ pub fn image_bytes(cfg: &LladaConfig, vq: &VqConfig, r: &ImageRequest, codebook:
     image_breakdown(cfg, vq, r, codebook, dtype_bytes, attention_bytes).working()
 }
 
-/// Parameters of a VQ-VAE from its config (convolutions of the encoder and
-/// decoder; norms and biases are noise next to them).
+/// Parameters of a VQ-VAE from its config, every tensor `VqModel::load`
+/// reads (the release's: 146,244,675).
 pub fn vq_parameters(vq: &VqConfig) -> u64 {
-    let c = &vq.block_out_channels;
-    let per_level: u64 = c.iter().map(|&ch| {
-        let ch = ch as u64;
-        // each resnet has two 3x3 convolutions; the decoder has one resnet more a level
-        9 * ch * ch * 2 * (vq.layers_per_block as u64 * 2 + 1)
-    }).sum();
-    let last = *c.last().unwrap_or(&0) as u64;
-    // mid blocks (2 resnets each side) and the latent convolutions
-    per_level + 4 * 2 * 9 * last * last + 2 * 9 * last * vq.latent_channels as u64
+    let c: Vec<u64> = vq.block_out_channels.iter().map(|&c| c as u64).collect();
+    let (lat, rgb) = (vq.latent_channels as u64, 3u64);
+    let conv = |i: u64, o: u64, k: u64| k * k * i * o + o;
+    let norm = |ch: u64| 2 * ch;
+    let resnet = |i: u64, o: u64| norm(i) + conv(i, o, 3) + norm(o) + conv(o, o, 3) + if i != o { conv(i, o, 1) } else { 0 };
+    let top = *c.last().unwrap_or(&0);
+    let mid = 2 * resnet(top, top) + if vq.mid_block_add_attention.unwrap_or(true) { norm(top) + 4 * (top * top + top) } else { 0 };
+    let side = |levels: &[u64], per_level: usize| {
+        let mut n = 0;
+        let mut cin = levels[0];
+        for (j, &o) in levels.iter().enumerate() {
+            n += (0..per_level).map(|r| resnet(if r == 0 { cin } else { o }, o)).sum::<u64>();
+            if j + 1 < levels.len() {
+                n += conv(o, o, 3); // down- or upsampler
+            }
+            cin = o;
+        }
+        n
+    };
+    let rev: Vec<u64> = c.iter().rev().copied().collect();
+    let encoder = conv(rgb, c[0], 3) + side(&c, vq.layers_per_block) + mid + norm(top) + conv(top, lat, 3);
+    let decoder = conv(lat, top, 3) + mid + side(&rev, vq.layers_per_block + 1) + norm(c[0]) + conv(c[0], rgb, 3);
+    let e = vq.embed_dim() as u64;
+    encoder + decoder + conv(lat, e, 1) + vq.num_vq_embeddings as u64 * e + conv(e, lat, 1)
 }
 
-/// Refuses a request whose estimate is over the budget. `what` names the
-/// request ("--width/--height 2048x2048"); `largest` says what would fit.
-pub fn check(what: &str, needed: u64, largest: impl FnOnce() -> String) -> Result<()> {
-    let b = budget();
-    if needed <= b {
-        return Ok(());
+/// Refuses a request whose estimate is over `budget` (from [`budget`]) in
+/// `mem`. `what` names the request ("--width/--height 2048x2048");
+/// `largest`, given the same budget, says what would fit.
+pub fn check(mem: Memory, budget: u64, what: &str, needed: u64, largest: impl FnOnce(u64) -> String) -> Result<()> {
+    match over_budget(what, needed, budget, mem, env_limit().is_some()) {
+        None => Ok(()),
+        Some(m) => Err(Error::invalid(format!("{m}: {}", largest(budget)))),
     }
-    Err(Error::invalid(format!(
-        "{what} needs about {} of memory, more than the {} this machine allows{}: {}",
+}
+
+/// The refusal of `needed` bytes over `budget`, naming the memory: `None`
+/// when it fits. `limited`: the budget is `UNMASK_MEMORY_LIMIT`'s.
+pub fn over_budget(what: &str, needed: u64, budget: u64, mem: Memory, limited: bool) -> Option<String> {
+    if needed <= budget {
+        return None;
+    }
+    let whose = match mem {
+        Memory::Host => "this machine".to_string(),
+        gpu => gpu.describe(),
+    };
+    Some(format!(
+        "{what} needs about {} of memory, more than the {} {whose} allows{}",
         gib(needed),
-        gib(b),
-        if std::env::var_os("UNMASK_MEMORY_LIMIT").is_some() { " (UNMASK_MEMORY_LIMIT)" } else { "" },
-        largest()
-    )))
+        gib(budget),
+        if limited { " (UNMASK_MEMORY_LIMIT)" } else { "" },
+    ))
 }
 
 /// The largest value in `lo..=hi` (a multiple of `step`) whose estimate fits.
@@ -224,6 +282,28 @@ mod tests {
         assert_eq!(parse_bytes("4096"), Some(4096));
         assert_eq!(parse_bytes("-1G"), None);
         assert_eq!(parse_bytes("lots"), None);
+    }
+
+    #[test]
+    fn the_budget_is_the_limit_or_80_percent_of_the_free_memory() {
+        assert_eq!(budget_from(Some(600 << 20), Some(1 << 40), None), 600 << 20);
+        assert_eq!(budget_from(None, Some(10 << 30), None), 8 << 30);
+        assert_eq!(budget_from(None, Some(10 << 30), Some(5 << 30)), 4 << 30);
+        assert_eq!(budget_from(None, None, None), (8u64 << 30) / 10 * 8);
+    }
+
+    #[test]
+    fn a_refusal_names_the_memory_it_was_counted_in() {
+        assert_eq!(over_budget("x", 100, 100, Memory::Gpu(0), false), None);
+        let host = over_budget("--width 2048 --height 2048", 9 << 30, 6 << 30, Memory::Host, false).unwrap();
+        assert_eq!(host, "--width 2048 --height 2048 needs about 9.0 GiB of memory, more than the 6.0 GiB this machine allows");
+        let gpu = over_budget("1024x1024", 9 << 30, 6 << 30, Memory::Gpu(1), true).unwrap();
+        assert!(gpu.starts_with("1024x1024 needs about 9.0 GiB of memory, more than the 6.0 GiB GPU 1"), "{gpu}");
+        assert!(gpu.ends_with(" allows (UNMASK_MEMORY_LIMIT)"), "{gpu}");
+        // the GPU's figure, not the host's, decides: 6 GiB free on the card refuses what the host would take
+        let need = 7u64 << 30;
+        assert!(over_budget("x", need, budget_from(None, Some(64 << 30), None), Memory::Host, false).is_none());
+        assert!(over_budget("x", need, budget_from(None, Some(6 << 30), None), Memory::Gpu(0), false).is_some());
     }
 
     #[test]

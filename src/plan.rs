@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::limits::{self, Breakdown, ImageRequest};
+use crate::limits::{self, Breakdown, ImageRequest, Memory};
 use crate::model::{LladaConfig, VqConfig};
 
 /// Tokens of the system prompt and a typical user prompt around the image.
@@ -57,8 +57,39 @@ pub struct Plan {
     pub peak_bytes: u64,
     /// Quantized projections (`q8_0`, `q4k`), when planned for.
     pub quantization: Option<String>,
+    /// The plan against this machine's memory, when compared.
+    pub fit: Option<Fit>,
 }
 
+/// A plan against the memory of the device it would run on: the check a run
+/// makes once the weights are loaded, made before anything is loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fit {
+    /// What was compared with: "host RAM" or "GPU 0 (NAME)".
+    pub memory: String,
+    /// Free (GPU) or available (host) bytes now; `None` when unreadable.
+    pub free_bytes: Option<u64>,
+    /// What a request may use once the weights are in: 80% of the rest, or `UNMASK_MEMORY_LIMIT`.
+    pub budget_bytes: u64,
+    pub limit: bool,
+    pub fits: bool,
+    /// The largest square of the same request that fits, when this one does not.
+    pub largest_square: Option<usize>,
+}
+
+/// Compares `plan` (and the same request at other square sizes, `at(side)`)
+/// with `free` bytes of `memory`, by the run's own rule ([`limits::budget_from`]).
+pub fn fit(plan: &Plan, memory: Memory, free: Option<u64>, limit: Option<u64>, factor: usize, at: impl Fn(usize) -> Plan) -> Fit {
+    let weights = plan.parts.weights + plan.parts.vq_weights;
+    let budget = limits::budget_from(limit, free.map(|f| f.saturating_sub(weights)), None);
+    let weights_fit = free.is_none_or(|f| weights <= f);
+    let fits = |p: &Plan| weights_fit && p.parts.working() <= budget;
+    let ok = fits(plan);
+    let largest_square = if ok { None } else { limits::largest_fitting(factor, 16384, factor, |side| fits(&at(side))) };
+    Fit { memory: memory.describe(), free_bytes: free, budget_bytes: budget, limit: limit.is_some(), fits: ok, largest_square }
+}
+
+#[derive(Debug, Clone, Copy)]
 pub struct Request {
     pub width: usize,
     pub height: usize,
@@ -96,6 +127,7 @@ pub fn plan(name: &str, cfg: &LladaConfig, vq: &VqConfig, codebook: usize, req: 
         peak_bytes: parts.peak(),
         parts,
         quantization: None,
+        fit: None,
     }
 }
 
@@ -130,6 +162,90 @@ impl Plan {
             t += &format!("  {name:<20} {:>10}  {why}\n", g(bytes));
         }
         t += &format!("  {:<20} {:>10}  weights + the larger of sampling and the VQ pass", "peak", g(self.peak_bytes));
+        if let Some(f) = &self.fit {
+            t += &format!("\n{}", f.line(self));
+        }
         t
+    }
+}
+
+impl Fit {
+    /// "fits GPU 0 (...): ..." as `unmask plan` prints it.
+    pub fn line(&self, plan: &Plan) -> String {
+        let g = limits::gib;
+        let free = match self.free_bytes {
+            Some(b) => format!("{} {}", g(b), if self.memory == "host RAM" { "available" } else { "free" }),
+            None => "free memory unreadable".into(),
+        };
+        let rule = if self.limit { "UNMASK_MEMORY_LIMIT" } else { "80% of what the weights leave" };
+        let head = format!("compared with {}: {free}; a run may use {} ({rule})", self.memory, g(self.budget_bytes));
+        let weights = plan.parts.weights + plan.parts.vq_weights;
+        let verdict = if self.fits {
+            format!("fits: {} needed", g(plan.parts.working()))
+        } else if self.free_bytes.is_some_and(|f| weights > f) {
+            format!("does not fit: the weights alone take {}", g(weights))
+        } else {
+            let largest = match self.largest_square {
+                Some(s) => format!("; the largest square that fits is {s}x{s}"),
+                None => String::new(),
+            };
+            format!("does not fit: {} needed{largest}", g(plan.parts.working()))
+        };
+        let f32_note = if self.memory == "host RAM" && plan.dtype == "bf16" && plan.quantization.is_none() {
+            "\n  (the CPU computes in f32: --dtype f32 plans what runs here)"
+        } else {
+            ""
+        };
+        format!("{head}\n{verdict}{f32_note}")
+    }
+}
+
+/// The peak of a guided (4) text-to-image on the released 8B model with the
+/// ML-Cache, bf16 or `quant`: what the Studio quotes before a download.
+pub fn lumina_dimoo_8b_peak(side: usize, quant: Option<crate::quantize::QuantType>) -> u64 {
+    let (cfg, vq, codebook) = lumina_dimoo_8b();
+    let req = Request {
+        width: side,
+        height: side,
+        cfg: 4.0,
+        cfg_img: 0.0,
+        edit: false,
+        cache: true,
+        dtype_bytes: 2,
+        attention_bytes: crate::model::llada::ATTENTION_BYTES as u64,
+    };
+    let weights = crate::quantize::weight_bytes(&cfg, quant, 2);
+    plan("lumina-dimoo-8b", &cfg, &vq, codebook, &req, weights, limits::vq_parameters(&vq) * 4).peak_bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(side: usize) -> Plan {
+        let (cfg, vq, k) = lumina_dimoo_8b();
+        let req = Request { width: side, height: side, cfg: 4.0, cfg_img: 0.0, edit: false, cache: true, dtype_bytes: 2, attention_bytes: 256 << 20 };
+        plan("8b", &cfg, &vq, k, &req, 15 << 30, 0)
+    }
+
+    #[test]
+    fn a_plan_fits_the_free_memory_after_its_weights() {
+        let p = at(1024);
+        let work = p.parts.working();
+        // the run's rule: 80% of what the weights leave
+        let enough = (15u64 << 30) + work / 8 * 10 + (1 << 20);
+        let f = fit(&p, Memory::Gpu(0), Some(enough), None, 16, at);
+        assert!(f.fits && f.largest_square.is_none(), "{f:?}");
+        assert!(f.memory.starts_with("GPU 0"), "{}", f.memory);
+        let f = fit(&p, Memory::Gpu(0), Some(enough - (2 << 20)), None, 16, at);
+        assert!(!f.fits, "{f:?}");
+        let side = f.largest_square.unwrap();
+        assert!(side < 1024 && side >= 960 && side % 16 == 0, "{side}");
+        assert!(f.line(&p).contains(&format!("the largest square that fits is {side}x{side}")), "{}", f.line(&p));
+        // too little for the weights: said so; UNMASK_MEMORY_LIMIT replaces the 80% rule
+        let f = fit(&p, Memory::Gpu(0), Some(8 << 30), None, 16, at);
+        assert!(!f.fits && f.line(&p).contains("the weights alone"), "{}", f.line(&p));
+        let f = fit(&p, Memory::Host, None, Some(work), 16, at);
+        assert!(f.fits && f.line(&p).contains("UNMASK_MEMORY_LIMIT") && f.line(&p).contains("host RAM"), "{}", f.line(&p));
     }
 }

@@ -209,6 +209,15 @@ fn plan_prints_the_parts_of_the_peak() {
     assert_eq!(off["parts"]["cache"], 0);
     let small: serde_json::Value = serde_json::from_str(&unmask(&["plan", "--json"])).unwrap();
     assert_eq!((small["width"].as_u64(), small["model"].as_str()), (Some(48), Some("unmask-shapes")));
+    // compared with this machine's memory: GPU 0's free memory when the model would run there, else host RAM
+    let memory = v["fit"]["memory"].as_str().unwrap();
+    assert!(memory == "host RAM" || memory.starts_with("GPU 0"), "{memory}");
+    assert!(v["fit"]["fits"].is_boolean() && v["fit"]["budget_bytes"].as_u64().is_some());
+    let cpu = unmask(&["plan", "--preset", "lumina-dimoo-8b", "--device", "cpu", "--cache"]);
+    assert!(cpu.contains("compared with host RAM: ") && (cpu.contains("\nfits: ") || cpu.contains("\ndoes not fit: ")), "{cpu}");
+    let limited = Command::new(env!("CARGO_BIN_EXE_unmask")).args(["plan", "--preset", "lumina-dimoo-8b", "--cache"]).env("UNMASK_MEMORY_LIMIT", "1G").output().unwrap();
+    let limited = String::from_utf8_lossy(&limited.stdout);
+    assert!(limited.contains("a run may use 1.0 GiB (UNMASK_MEMORY_LIMIT)") && limited.contains("the largest square that fits is"), "{limited}");
     let out = Command::new(env!("CARGO_BIN_EXE_unmask")).args(["plan", "--preset", "sdxl"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("lumina-dimoo-8b"));
 }

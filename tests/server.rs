@@ -1,6 +1,7 @@
 //! `unmask serve` on 127.0.0.1: the golden cases through `--server`, the
-//! token on every route, malformed requests, clients that vanish, and a
-//! bounded load test (16 clients x 4 jobs) that checks every event.
+//! token on every route, malformed requests, clients that vanish, slow and
+//! too many clients (cut, refused, logged), and a bounded load test (16
+//! clients x 4 jobs) that checks every event.
 
 mod common;
 
@@ -384,7 +385,8 @@ fn queued_jobs_are_told_their_place_and_raw_sse_works() {
 /// its seed, and its stream holds every step, in order, once.
 #[test]
 fn load_16_clients_x_4_jobs_lose_no_event() {
-    let s = server::start(None);
+    // 16 clients on one address: over the default cap of 8 per address
+    let s = server::start_config(|c| c.max_connections_per_client = 64);
     let url = server::url(&s);
     let worker_codes = local_codes(&(0..4).collect::<Vec<_>>());
     let started = Instant::now();
@@ -465,4 +467,235 @@ fn local_codes(seeds: &[u64]) -> Vec<Vec<u32>> {
             }
         })
         .collect()
+}
+
+// ---- slow and numerous clients ------------------------------------------
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+/// Reads until the server closes the connection (EOF or reset); returns what
+/// came, or None if it is still open after `secs`.
+fn read_until_closed(t: &mut TcpStream, secs: u64) -> Option<String> {
+    t.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until {
+        match t.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&out).to_string()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Some(String::from_utf8_lossy(&out).to_string()),
+        }
+    }
+    None
+}
+
+/// A client that sends one header line every 200 ms and never ends them;
+/// returns how long the server kept it.
+fn trickle_headers(addr: SocketAddr) -> Duration {
+    let t0 = Instant::now();
+    let mut t = TcpStream::connect(addr).unwrap();
+    t.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    t.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    for i in 0.. {
+        assert!(t0.elapsed() < Duration::from_secs(30), "a trickling client kept for 30 s");
+        if t.write_all(format!("x-slow-{i}: 1\r\n").as_bytes()).is_err() {
+            break;
+        }
+        match t.read(&mut buf) {
+            Ok(_) => break, // EOF (or an answer, which ends it too)
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    t0.elapsed()
+}
+
+/// A client that announces a body and never sends it; returns the answer
+/// and how long the server kept it.
+fn announce_body(addr: SocketAddr) -> (String, Duration) {
+    let t0 = Instant::now();
+    let mut t = TcpStream::connect(addr).unwrap();
+    let head = format!("POST /v1/jobs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n{{\"task\"");
+    t.write_all(head.as_bytes()).unwrap();
+    let answer = read_until_closed(&mut t, 30).expect("a client that never sends its body kept for 30 s");
+    (answer, t0.elapsed())
+}
+
+#[test]
+fn slow_clients_are_cut_within_the_limits_and_others_are_served_meanwhile() {
+    let limit = Duration::from_secs(1);
+    let s = server::start_config(|c| {
+        c.header_timeout = limit;
+        c.body_timeout = limit;
+    });
+    let addr = s.addr;
+    let started = Instant::now();
+    let trickler = std::thread::spawn(move || trickle_headers(addr));
+    let announcer = std::thread::spawn(move || announce_body(addr));
+    let silent = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut t = TcpStream::connect(addr).unwrap();
+        read_until_closed(&mut t, 30).expect("a silent client kept for 30 s");
+        t0.elapsed()
+    });
+    // meanwhile, others are served at once
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, body) = call(&s, "GET", "/health", None, None, None);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call(&s, "GET", "/v1/model", Some(TOKEN), None, None);
+    assert_eq!(code, 200, "{body}");
+    let served = started.elapsed();
+    assert!(served < limit, "others waited {served:?} behind the slow clients");
+    let client = Client::new(&server::url(&s), TOKEN).unwrap();
+    let job = Job::Generate { prompt: "meanwhile".into(), width: 40, height: 24, settings: small_settings(3, 0) };
+    assert!(matches!(client.run(&job, PreviewOptions::default(), &mut |_| true).unwrap(), Output::Image { .. }));
+
+    let slack = Duration::from_millis(1500);
+    let kept = trickler.join().unwrap();
+    eprintln!("trickling headers: cut after {kept:?}");
+    assert!(kept >= limit - Duration::from_millis(100) && kept < limit + slack, "trickling headers kept {kept:?}");
+    let kept = silent.join().unwrap();
+    eprintln!("silent: cut after {kept:?}");
+    assert!(kept >= limit - Duration::from_millis(100) && kept < limit + slack, "a silent client kept {kept:?}");
+    let (answer, kept) = announcer.join().unwrap();
+    eprintln!("announced body: cut after {kept:?}");
+    assert!(kept >= limit - Duration::from_millis(100) && kept < limit + slack, "a body never sent kept {kept:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("--body-timeout"), "{answer}");
+
+    // the client's kept-alive connection, idle past the header limit, is
+    // closed quietly: not counted as a slow client
+    std::thread::sleep(limit + Duration::from_millis(500));
+    assert!(client.run(&job, PreviewOptions::default(), &mut |_| true).is_ok());
+    assert_eq!(s.cuts(), unmask::remote::server::Cuts { slow_headers: 2, slow_bodies: 1, ..Default::default() });
+}
+
+#[test]
+fn event_streams_outlive_the_request_limits() {
+    // a keep-alive longer than the limits: a queued job's stream is silent past them
+    let s = server::start_config(|c| {
+        c.header_timeout = Duration::from_secs(1);
+        c.body_timeout = Duration::from_secs(1);
+        c.keep_alive = Duration::from_secs(3);
+    });
+    let url = server::url(&s);
+    let t0 = Instant::now();
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let c = Client::new(&url, TOKEN).unwrap();
+                // a few seconds each here (slow_job takes minutes on a busy 2-core box)
+                let job = Job::Generate { prompt: "a streamed one".into(), width: 96, height: 96, settings: small_settings(64, 0) };
+                c.run(&job, PreviewOptions { every: None, ..Default::default() }, &mut |_| true)
+            })
+        })
+        .collect();
+    for r in runs {
+        assert!(matches!(r.join().unwrap(), Ok(Output::Image { .. })));
+    }
+    let took = t0.elapsed();
+    eprintln!("two slow jobs streamed for {took:?} under 1 s request limits");
+    assert!(took > Duration::from_secs(2), "the jobs were too quick to show anything: {took:?}");
+    assert_eq!(s.cuts(), Default::default());
+}
+
+/// A connection from `ip` (any 127.x.y.z on Linux) to `addr`.
+fn connect_from(ip: &str, addr: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        let t = sock.connect(addr).await.unwrap();
+        let t = t.into_std().unwrap();
+        t.set_nonblocking(false).unwrap();
+        t
+    })
+}
+
+/// GET /health on `t`, kept alive; the status.
+fn health_on(t: &mut TcpStream) -> u16 {
+    t.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 1024];
+    let n = t.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn connections_over_the_caps_are_refused_and_counted() {
+    let s = server::start_config(|c| {
+        c.max_connections_per_client = 2;
+        c.max_connections = 3;
+    });
+    let addr = s.addr;
+    let mut a1 = connect_from("127.0.0.1", addr);
+    let mut a2 = connect_from("127.0.0.1", addr);
+    assert_eq!(health_on(&mut a1), 200);
+    assert_eq!(health_on(&mut a2), 200);
+    // a third from the same address: 503, closed
+    let mut a3 = connect_from("127.0.0.1", addr);
+    let answer = read_until_closed(&mut a3, 5).expect("a connection over the cap kept open");
+    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("--max-connections-per-client"), "{answer}");
+    // another address still gets in, up to the cap in all
+    let mut b1 = connect_from("127.0.0.2", addr);
+    assert_eq!(health_on(&mut b1), 200);
+    let mut b2 = connect_from("127.0.0.2", addr);
+    let answer = read_until_closed(&mut b2, 5).expect("a connection over the total cap kept open");
+    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("--max-connections)"), "{answer}");
+    // a request sent at once is read and dropped: the 503 arrives, not a reset
+    let mut a4 = connect_from("127.0.0.1", addr);
+    a4.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut a4, 5).expect("kept open");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert_eq!(s.cuts(), unmask::remote::server::Cuts { over_client_cap: 2, over_total_cap: 1, ..Default::default() });
+    // a closed connection gives its place back
+    drop(a1);
+    eventually(10, "a place given back", || health_on(&mut connect_from("127.0.0.1", addr)) == 200);
+    assert_eq!(health_on(&mut a2), 200, "the open ones are still served");
+}
+
+/// `unmask serve`'s flags set the limits, and each cut is a line on stderr.
+#[test]
+fn serve_flags_set_the_limits_and_cuts_are_logged() {
+    use std::io::BufRead;
+    let model = common::fixture_model();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unmask"))
+        .args(["serve", "--model", model.to_str().unwrap(), "--device", "cpu", "--listen", "127.0.0.1:0", "--token", TOKEN])
+        .args(["--header-timeout", "1", "--body-timeout", "1", "--max-connections-per-client", "1", "--max-connections", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line.trim().strip_prefix("http://").unwrap_or_else(|| panic!("first line: {line}")).parse().unwrap();
+    // a silent connection holds the one place; a second is refused
+    let mut silent = TcpStream::connect(addr).unwrap();
+    let mut second = TcpStream::connect(addr).unwrap();
+    let answer = read_until_closed(&mut second, 5).expect("the second connection kept open");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    read_until_closed(&mut silent, 10).expect("the silent connection kept past --header-timeout 1");
+    let (answer, kept) = announce_body(addr);
+    assert!(answer.starts_with("HTTP/1.1 408") && kept < Duration::from_secs(3), "{answer} after {kept:?}");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    for want in [
+        "serve: refused a connection from 127.0.0.1: 1 open from that address already (--max-connections-per-client; 1 refused so far)",
+        "serve: closed a connection from 127.0.0.1: its request headers took over 1 s (1 so far)",
+        "serve: closed a connection from 127.0.0.1: its request body took over 1 s, answered 408 (1 so far)",
+    ] {
+        assert!(err.lines().any(|l| l == want), "no line {want:?} in:\n{err}");
+    }
+    assert!(Command::new(env!("CARGO_BIN_EXE_unmask")).args(["serve", "--header-timeout", "0", "--token", TOKEN]).output().is_ok_and(|o| {
+        let e = String::from_utf8_lossy(&o.stderr).to_string();
+        !o.status.success() && e.contains("--header-timeout")
+    }));
 }

@@ -5,7 +5,7 @@
 use crate::crop::WorkArea;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::limits::{self, ImageRequest};
+use crate::limits::{self, ImageRequest, Memory};
 use crate::sampler::{ImageLayout, ImageSettings, TextLayout};
 use crate::sampler::layout::MAX_PROMPT_TOKENS;
 
@@ -15,6 +15,12 @@ fn dtype_bytes(engine: &Engine) -> u64 {
     } else {
         2
     }
+}
+
+/// The memory the engine's tensors live in, and the budget there now.
+fn memory(engine: &Engine) -> (Memory, u64) {
+    let mem = Memory::of(engine.llada.device());
+    (mem, limits::budget(mem))
 }
 
 fn attention(engine: &Engine) -> u64 {
@@ -43,11 +49,12 @@ pub fn check_image(engine: &Engine, layout: &ImageLayout, s: &ImageSettings, lab
     let f = engine.vq.factor();
     // an edit's prefix holds the image too: the square is searched with its share
     let image_in_prefix = prefix > layout.height * (layout.width + 1);
-    limits::check(label, need, || {
+    let (mem, budget) = memory(engine);
+    limits::check(mem, budget, label, need, |budget| {
         let fits = |side: usize| {
             let g = side / f;
             let extra = if image_in_prefix { g * (g + 1) } else { 0 };
-            image_need(engine, prefix.min(MAX_PROMPT_TOKENS + 64) + extra, g, g, b, s.cache.is_some()) <= limits::budget()
+            image_need(engine, prefix.min(MAX_PROMPT_TOKENS + 64) + extra, g, g, b, s.cache.is_some()) <= budget
         };
         match limits::largest_fitting(f, 16384, f, fits) {
             Some(side) => format!("the largest square that fits is {side}x{side}"),
@@ -93,8 +100,9 @@ pub fn check_answer(engine: &Engine, layout: &TextLayout, label: &str) -> Result
     let cfg = &engine.bundle.config;
     let fixed = layout.seq.len() - layout.gen_length;
     let need = limits::forward_bytes(cfg, layout.seq.len(), dtype_bytes(engine), attention(engine));
-    limits::check(label, need, || {
-        let fits = |g: usize| limits::forward_bytes(cfg, fixed + g, dtype_bytes(engine), attention(engine)) <= limits::budget();
+    let (mem, budget) = memory(engine);
+    limits::check(mem, budget, label, need, |budget| {
+        let fits = |g: usize| limits::forward_bytes(cfg, fixed + g, dtype_bytes(engine), attention(engine)) <= budget;
         match limits::largest_fitting(1, MAX_ANSWER, 1, fits) {
             Some(g) => format!("the longest answer that fits is {g} positions"),
             None => "the image alone does not fit: use a smaller image".into(),
@@ -107,18 +115,18 @@ pub const MAX_ANSWER: usize = 4096;
 
 /// A VQ encode or decode of a `w x h` image.
 pub fn check_vq(engine: &Engine, w: usize, h: usize, label: &str) -> Result<()> {
-    let vq = &engine.bundle.vq_config;
-    check_vq_config(vq, w, h, label)
+    check_vq_config(&engine.bundle.vq_config, engine.llada.device(), w, h, label)
 }
 
-/// As [`check_vq`], for callers that load only the VQ-VAE.
-pub fn check_vq_config(vq: &crate::model::VqConfig, w: usize, h: usize, label: &str) -> Result<()> {
+/// As [`check_vq`], for callers that load only the VQ-VAE (on `device`).
+pub fn check_vq_config(vq: &crate::model::VqConfig, device: &candle_core::Device, w: usize, h: usize, label: &str) -> Result<()> {
     let f = vq.factor();
-    limits::check(label, limits::vq_bytes(vq, w, h), || {
+    let mem = Memory::of(device);
+    limits::check(mem, limits::budget(mem), label, limits::vq_bytes(vq, w, h), |budget| {
         let aspect = w as f64 / h.max(1) as f64;
         let fits = |side: usize| {
             let (tw, th) = ((side as f64 * aspect.sqrt()) as usize, (side as f64 / aspect.sqrt()) as usize);
-            limits::vq_bytes(vq, tw.max(f), th.max(f)) <= limits::budget()
+            limits::vq_bytes(vq, tw.max(f), th.max(f)) <= budget
         };
         match limits::largest_fitting(f, 16384, f, fits) {
             Some(side) => {
@@ -137,7 +145,8 @@ pub fn fitted_work_area(engine: &Engine, s: &ImageSettings) -> WorkArea {
     let f = engine.vq.factor();
     let prefix = MAX_PROMPT_TOKENS + 64;
     let b = 1 + usize::from(s.cfg > 0.0);
-    let fits = |side: usize| image_need(engine, prefix, side / f, side / f, b, s.cache.is_some()) <= limits::budget();
+    let (_, budget) = memory(engine);
+    let fits = |side: usize| image_need(engine, prefix, side / f, side / f, b, s.cache.is_some()) <= budget;
     let side = (w.area as f64).sqrt() as usize / f * f;
     if fits(side.max(f)) {
         return w;
@@ -148,9 +157,17 @@ pub fn fitted_work_area(engine: &Engine, s: &ImageSettings) -> WorkArea {
 
 /// What a front end without the engine (the Studio holds only [`crate::engine::ModelInfo`])
 /// shows before a text-to-image or edit run: `Some(warning)` when a
-/// `width x height` image with `branches` guidance branches will not fit this
-/// machine's memory budget, with the largest square that does.
+/// `width x height` image with `branches` guidance branches will not fit the
+/// memory budget of the model's device here (the GPU's on CUDA), with the
+/// largest square that does. For a model in this process only: a server
+/// checks its own.
 pub fn warning(info: &crate::engine::ModelInfo, width: usize, height: usize, branches: usize, cache: bool) -> Option<String> {
+    let mem = Memory::of_name(&info.device);
+    warning_in(info, width, height, branches, cache, mem, limits::budget(mem))
+}
+
+/// [`warning`] against a given `budget` in `mem`.
+pub fn warning_in(info: &crate::engine::ModelInfo, width: usize, height: usize, branches: usize, cache: bool, mem: Memory, budget: u64) -> Option<String> {
     let f = info.vq_factor.max(1);
     let cfg = crate::model::LladaConfig {
         d_model: info.d_model,
@@ -175,16 +192,38 @@ pub fn warning(info: &crate::engine::ModelInfo, width: usize, height: usize, bra
         let r = ImageRequest { prefix: crate::plan::PROMPT_TOKENS, grid_h: h / f, grid_w: w / f, branches, cache };
         limits::image_bytes(&cfg, &vq, &r, info.codebook_size, bytes, crate::model::llada::ATTENTION_BYTES as u64)
     };
-    let budget = limits::budget();
-    let n = need(width, height);
-    if n <= budget {
-        return None;
-    }
+    let refusal = limits::over_budget(&format!("{width}x{height}"), need(width, height), budget, mem, limits::env_limit().is_some())?;
     let side = limits::largest_fitting(f, 16384, f, |s| need(s, s) <= budget);
-    Some(format!(
-        "{width}x{height} needs about {} of memory, more than the {} this machine allows{}",
-        limits::gib(n),
-        limits::gib(budget),
-        side.map(|s| format!(": at most about {s}x{s}")).unwrap_or_default()
-    ))
+    Some(refusal + &side.map(|s| format!(": at most about {s}x{s}")).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the Studio holds of the released model, running on `device`.
+    fn info_8b(device: &str) -> crate::engine::ModelInfo {
+        let (c, vq, k) = crate::plan::lumina_dimoo_8b();
+        serde_json::from_value(serde_json::json!({
+            "name": "8b", "path": "", "parameters": 0, "stored_dtype": "bf16", "compute_dtype": "bf16", "device": device,
+            "d_model": c.d_model, "n_layers": c.n_layers, "n_heads": c.n_heads, "n_kv_heads": c.n_kv_heads,
+            "mlp_hidden": c.mlp_hidden, "vocab": c.vocab, "text_vocab": 126_356, "codebook_size": k, "vq_factor": vq.factor(),
+            "vq_block_out_channels": vq.block_out_channels, "special_tokens": crate::bundle::SpecialTokens::default(),
+            "tokenizer_vocab": 0, "work_area": WorkArea::RELEASE,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_studio_warns_against_the_gpus_figure_with_what_fits() {
+        let i = info_8b("cuda");
+        assert_eq!(Memory::of_name(&i.device), Memory::Gpu(0));
+        // 1024^2, guidance and the cache: about 6.2 GiB besides the weights
+        assert!(warning_in(&i, 1024, 1024, 2, true, Memory::Gpu(0), 8 << 30).is_none());
+        let w = warning_in(&i, 1024, 1024, 2, true, Memory::Gpu(0), 5 << 30).unwrap();
+        assert!(w.starts_with("1024x1024 needs about 6.2 GiB of memory, more than the 5.0 GiB GPU 0"), "{w}");
+        let side: usize = w.rsplit("at most about ").next().and_then(|s| s.split('x').next()).and_then(|s| s.parse().ok()).unwrap();
+        assert!((512..1024).contains(&side), "{w}");
+        assert!(warning_in(&i, side, side, 2, true, Memory::Gpu(0), 5 << 30).is_none(), "what it names fits");
+    }
 }

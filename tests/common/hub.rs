@@ -1,8 +1,11 @@
+#![allow(dead_code)]
 //! A small Hugging Face hub on 127.0.0.1 for the download tests: the repo
 //! info route, `resolve` with HTTP range requests, etags (sha256 for weights,
 //! git blob sha1 for small files, as the hub gives them), an optional bearer
 //! token, and faults on demand (a connection cut after N bytes, corrupted
-//! bytes, a lying size). Counts the body bytes it serves.
+//! bytes, a lying size), hostile ones too (issue 30: values that would be
+//! paths, endless and stalled bodies, a dripping listing, broken redirects).
+//! Counts the body bytes it serves and the requests it gets.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,11 +27,35 @@ pub struct Faults {
     pub token: Option<String>,
     /// A pause after every 16 KiB of a transfer (a slow network).
     pub slow: Option<std::time::Duration>,
+    /// Every file's `ETag` header, as sent (e.g. a path).
+    pub etag: Option<String>,
+    /// The `X-Repo-Commit` header of every file, as sent.
+    pub commit: Option<String>,
+    /// The listing's `sha`, as sent.
+    pub sha: Option<String>,
+    /// That file's body runs on past its size without end (no Content-Length).
+    pub endless: Option<String>,
+    /// The listing is sent one byte per this interval.
+    pub drip_list: Option<std::time::Duration>,
+    /// (file, n): that file's body stops after n bytes, the connection held open.
+    pub stall: Option<(String, u64)>,
+    /// Every file answers with this redirect.
+    pub redirect: Option<Redirect>,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Redirect {
+    /// A 302 without a Location.
+    NoLocation,
+    /// A 302 to the same address, forever.
+    Loop,
 }
 
 pub struct Hub {
     pub url: String,
     pub served: Arc<AtomicU64>,
+    /// Requests received (any route).
+    pub requests: Arc<AtomicU64>,
     pub faults: Arc<Mutex<Faults>>,
 }
 
@@ -71,19 +98,21 @@ impl Hub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let served = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
         let faults = Arc::new(Mutex::new(faults));
         let files: Arc<HashMap<String, Vec<u8>>> = Arc::new(files.into_iter().collect());
-        let (s, f, repo) = (served.clone(), faults.clone(), repo.to_string());
+        let (s, r, f, repo) = (served.clone(), requests.clone(), faults.clone(), repo.to_string());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (files, s, f, repo) = (files.clone(), s.clone(), f.clone(), repo.clone());
+                let (files, s, r, f, repo) = (files.clone(), s.clone(), r.clone(), f.clone(), repo.clone());
                 std::thread::spawn(move || {
+                    r.fetch_add(1, Ordering::Relaxed);
                     let _ = serve(conn, &repo, &files, &s, &f);
                 });
             }
         });
-        Hub { url, served, faults }
+        Hub { url, served, requests, faults }
     }
 }
 
@@ -106,6 +135,10 @@ fn serve(mut conn: TcpStream, repo: &str, files: &HashMap<String, Vec<u8>>, serv
         let f = faults.lock().unwrap();
         (f.cut.clone(), f.corrupt.clone(), f.token.clone(), f.slow)
     };
+    let (etag_as, commit_as, sha_as, endless, drip_list, stall, redirect) = {
+        let f = faults.lock().unwrap();
+        (f.etag.clone(), f.commit.clone(), f.sha.clone(), f.endless.clone(), f.drip_list, f.stall.clone(), f.redirect)
+    };
     let reply = |conn: &mut TcpStream, status: &str, extra: &str, body: &[u8]| -> std::io::Result<()> {
         write!(conn, "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", body.len())?;
         conn.write_all(body)
@@ -116,14 +149,28 @@ fn serve(mut conn: TcpStream, repo: &str, files: &HashMap<String, Vec<u8>>, serv
         }
     }
     if path.starts_with(&format!("/api/models/{repo}")) {
-        let siblings: Vec<String> = files.keys().map(|k| format!("{{\"rfilename\":\"{k}\"}}")).collect();
-        let body = format!("{{\"sha\":\"{COMMIT}\",\"siblings\":[{}]}}", siblings.join(","));
+        let siblings: Vec<String> = files.keys().map(|k| format!("{{\"rfilename\":{}}}", serde_json::to_string(k).unwrap())).collect();
+        let sha = serde_json::to_string(sha_as.as_deref().unwrap_or(COMMIT)).unwrap();
+        let body = format!("{{\"sha\":{sha},\"siblings\":[{}]}}", siblings.join(","));
+        if let Some(d) = drip_list {
+            write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n", body.len())?;
+            for b in body.bytes() {
+                conn.write_all(&[b])?;
+                std::thread::sleep(d);
+            }
+            return Ok(());
+        }
         return reply(&mut conn, "200 OK", "Content-Type: application/json\r\n", body.as_bytes());
     }
     let prefix = format!("/{repo}/resolve/");
     let Some(rest) = path.strip_prefix(&prefix) else { return reply(&mut conn, "404 Not Found", "", b"not found") };
     let name = rest.split_once('/').map(|(_, n)| n).unwrap_or("");
     let Some(data) = files.get(name) else { return reply(&mut conn, "404 Not Found", "", b"Entry not found") };
+    match redirect {
+        Some(Redirect::NoLocation) => return reply(&mut conn, "302 Found", "", b""),
+        Some(Redirect::Loop) => return reply(&mut conn, "302 Found", &format!("Location: {path}\r\n"), b""),
+        None => {}
+    }
     let total = data.len() as u64;
     let (a, b) = match headers.get("range").and_then(|r| r.strip_prefix("bytes=")) {
         Some(r) => {
@@ -140,13 +187,35 @@ fn serve(mut conn: TcpStream, repo: &str, files: &HashMap<String, Vec<u8>>, serv
         body[mid] ^= 0xff;
     }
     let extra = format!(
-        "Content-Range: bytes {a}-{b}/{total}\r\nETag: \"{}\"\r\nX-Repo-Commit: {COMMIT}\r\nAccept-Ranges: bytes\r\n",
-        etag(name, data)
+        "Content-Range: bytes {a}-{b}/{total}\r\nETag: {}\r\nX-Repo-Commit: {}\r\nAccept-Ranges: bytes\r\n",
+        etag_as.unwrap_or_else(|| format!("\"{}\"", etag(name, data))),
+        commit_as.as_deref().unwrap_or(COMMIT)
     );
-    write!(conn, "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", body.len())?;
-    let mut send = body.len() as u64;
     // a metadata probe (bytes=0-0) is not a transfer
     let counted = !(a == 0 && b == 0);
+    if counted && endless.as_deref() == Some(name) {
+        // the file, then more, with no length to stop at: until the client hangs up
+        write!(conn, "HTTP/1.1 206 Partial Content\r\nConnection: close\r\n{extra}\r\n")?;
+        conn.write_all(&body)?;
+        let junk = [b'x'; 16 << 10];
+        for _ in 0..(1 << 16) {
+            conn.write_all(&junk)?;
+        }
+        return Ok(());
+    }
+    write!(conn, "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n", body.len())?;
+    let mut send = body.len() as u64;
+    if let Some((file, n)) = &stall {
+        if file == name && counted {
+            let k = n.saturating_sub(a).min(send) as usize;
+            conn.write_all(&body[..k])?;
+            conn.flush()?;
+            served.fetch_add(k as u64, Ordering::Relaxed);
+            // holds the connection open, sending nothing
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            return Ok(());
+        }
+    }
     if let Some((file, n)) = &cut {
         if file == name && counted {
             send = send.min(n.saturating_sub(a));

@@ -14,14 +14,26 @@ pub fn start(max_body: Option<usize>) -> Server {
 }
 
 pub fn start_with(model: &std::path::Path, max_body: Option<usize>) -> Server {
-    let mut cfg = ServeConfig::new(model, "127.0.0.1:0".parse().unwrap(), TOKEN);
-    cfg.device = unmask::DeviceChoice::Cpu;
-    // a vanished client is noticed within this
-    cfg.keep_alive = Duration::from_millis(200);
+    let mut cfg = config(model);
     if let Some(m) = max_body {
         cfg.max_body = m;
     }
     Server::start(cfg).expect("start the test server")
+}
+
+/// A server with the fixture model and `change` made to the test config.
+pub fn start_config(change: impl FnOnce(&mut ServeConfig)) -> Server {
+    let mut cfg = config(&super::fixture_model());
+    change(&mut cfg);
+    Server::start(cfg).expect("start the test server")
+}
+
+fn config(model: &std::path::Path) -> ServeConfig {
+    let mut cfg = ServeConfig::new(model, "127.0.0.1:0".parse().unwrap(), TOKEN);
+    cfg.device = unmask::DeviceChoice::Cpu;
+    // a vanished client is noticed within this
+    cfg.keep_alive = Duration::from_millis(200);
+    cfg
 }
 
 pub fn url(s: &Server) -> String {

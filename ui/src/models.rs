@@ -184,3 +184,31 @@ pub fn known(opened: &[PathBuf]) -> Vec<Known> {
     }
     out
 }
+
+/// Why the 8B model cannot run in this process, with what it needs (the
+/// engine's own plan, so the figures follow its estimates); `None` when a
+/// GPU is here. Read once: the dialog asks every frame.
+pub fn cannot_run_here() -> Option<&'static str> {
+    static NOTE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NOTE.get_or_init(|| {
+        if unmask::device_memory::gpu_count() > 0 {
+            return None;
+        }
+        let why = if cfg!(feature = "cuda") { "no NVIDIA GPU was found" } else { "it was built without CUDA" };
+        use unmask::quantize::QuantType::{Q4K, Q8_0};
+        let peak = |side, q| unmask::limits::gib(unmask::plan::lumina_dimoo_8b_peak(side, q));
+        Some(format!(
+            "This build cannot run Lumina-DiMOO here: {why}. The 8B model needs an NVIDIA GPU with about {} (1024x1024) \
+             or {} (512x512) in bf16; {} / {} as q8_0, {} / {} as q4k (guidance and the ML-Cache; estimates from \
+             `unmask plan`). Run it with `unmask serve` on a machine that has one and connect to it, or download it \
+             here to copy it there.",
+            peak(1024, None),
+            peak(512, None),
+            peak(1024, Some(Q8_0)),
+            peak(512, Some(Q8_0)),
+            peak(1024, Some(Q4K)),
+            peak(512, Some(Q4K)),
+        ))
+    })
+    .as_deref()
+}

@@ -92,6 +92,14 @@ impl Studio {
             };
             ui.label(format!("{} from the Hugging Face hub into {}", unmask::hub::DEFAULT_REPO, dir.display()));
             ui.label("About 16 GB. HF_ENDPOINT, HF_TOKEN and HF_HOME are honoured; an interrupted download resumes.");
+            // said before the 16 GB, not after: a server is the way to run it from here
+            let no_gpu = crate::models::cannot_run_here();
+            if let Some(note) = no_gpu {
+                ui.colored_label(ui.visuals().warn_fg_color, note);
+                if ui.button("Connect to server...").clicked() {
+                    self.connect_open = true;
+                }
+            }
             match &self.download {
                 Some(d) if d.running() => {
                     let frac = if d.to_fetch > 0 { d.fetched as f32 / d.to_fetch as f32 } else { 0.0 };
@@ -122,7 +130,11 @@ impl Studio {
                         if ui.button("Already downloaded: load it").clicked() {
                             self.load_model(&dir);
                         }
-                    } else if ui.button(if resume { "Resume" } else { "Start" }).clicked() {
+                    } else if ui.button(match (resume, no_gpu.is_some()) {
+                        (true, _) => "Resume",
+                        (false, true) => "Download anyway",
+                        (false, false) => "Start",
+                    }).clicked() {
                         let req = unmask::hub::Request {
                             repo: unmask::hub::DEFAULT_REPO.into(),
                             revision: "main".into(),
@@ -130,6 +142,7 @@ impl Studio {
                             endpoint: None,
                             token: None,
                             cache: None,
+                            timeout: None,
                         };
                         self.start_download(req);
                     }
@@ -444,7 +457,9 @@ impl Studio {
         ui.label(format!("{w} x {h} px"));
         // before the run, not after it fails: the engine would refuse it too
         let branches = 1 + usize::from(self.settings.cfg > 0.0);
-        if let Some(warn) = self.model_info().and_then(|i| unmask::tasks::budget::warning(i, w, h, branches, self.settings.cache)) {
+        // this machine's memory (the GPU's on CUDA); a server checks its own
+        let here = self.model_info().filter(|_| self.server().is_none());
+        if let Some(warn) = here.and_then(|i| unmask::tasks::budget::warning(i, w, h, branches, self.settings.cache)) {
             ui.colored_label(ui.visuals().warn_fg_color, format!("Won't fit: {warn}"));
         }
     }

@@ -26,6 +26,7 @@ fn request(hub: &hub::Hub, dir: &std::path::Path) -> unmask::hub::Request {
         endpoint: Some(hub.url.clone()),
         token: None,
         cache: Some(dir.join("hf")),
+        timeout: None,
     }
 }
 
@@ -98,4 +99,33 @@ fn cancel_stops_a_slow_download_and_resume_finishes_it() {
     h.state_mut().start_download(request(&server, &dir));
     until(&mut h, "the resumed download and the load", |s| s.model_info().is_some());
     assert_eq!(PathBuf::from(&h.state().model_info().unwrap().path), dir.join("model"));
+}
+
+/// A build that cannot run the 8B model (no CUDA, or no GPU) says so before
+/// the download, with the plan's figures, and offers a server first;
+/// downloading anyway stays possible, e.g. to copy it to a server (issue 29).
+#[test]
+fn without_a_gpu_the_download_dialog_offers_a_server_first() {
+    if unmask::device_memory::gpu_count() > 0 {
+        return; // a CUDA build on a GPU machine runs it here
+    }
+    let dir = common::scratch("no-gpu");
+    let s = Studio::new(StudioOptions { settings_path: None, model_dir: Some(dir.join("none")), open: None, ctx: None, session_dir: None });
+    let mut h = harness(s, 1100.0, 760.0);
+    h.get_by_label("Model").click();
+    h.run_steps(2);
+    h.get_by_label("Download Lumina-DiMOO...").click();
+    h.run_steps(2);
+    let note = h.get_by_label_contains("This build cannot run Lumina-DiMOO here");
+    let bf16 = unmask::limits::gib(unmask::plan::lumina_dimoo_8b_peak(1024, None));
+    let q4k = unmask::limits::gib(unmask::plan::lumina_dimoo_8b_peak(512, Some(unmask::quantize::QuantType::Q4K)));
+    let _ = h.get_by_label_contains(&format!("about {bf16} (1024x1024)"));
+    let _ = h.get_by_label_contains(&format!(" / {q4k} as q4k"));
+    let (connect, anyway) = (h.get_by_label("Connect to server..."), h.get_by_label("Download anyway"));
+    assert!(note.rect().bottom() <= connect.rect().top() && connect.rect().bottom() <= anyway.rect().top(), "the note, then the server, then the download");
+    assert!(h.query_by_label("Start").is_none(), "no plain Start without the note");
+    connect.click();
+    h.run_steps(2);
+    assert!(h.state().connect_open && h.state().download.is_none(), "Connect to server opens its dialog; nothing is fetched");
+    let _ = h.get_by_label("Connect");
 }

@@ -205,7 +205,8 @@ pub enum Command {
         json: bool,
     },
     /// Download Lumina-DiMOO (or a bundle of its layout) from the Hugging Face
-    /// hub: progress, resume, verification. Honours HF_ENDPOINT, HF_TOKEN, HF_HOME
+    /// hub: progress, resume, verification. Honours HF_ENDPOINT, HF_TOKEN, HF_HOME.
+    /// --dir must not exist (or be empty, or already be this download)
     Download {
         #[arg(long, default_value = unmask::hub::DEFAULT_REPO)]
         repo: String,
@@ -220,6 +221,10 @@ pub enum Command {
         /// An access token (default: HF_TOKEN, else the token file in HF_HOME)
         #[arg(long)]
         token: Option<String>,
+        /// Seconds the hub may send nothing before the transfer fails (what
+        /// arrived is kept for a rerun)
+        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        timeout: u64,
     },
     /// Write a quantized copy of a bundle (GGUF projections; VQ-VAE, tokenizer and configs copied)
     Quantize {
@@ -248,6 +253,8 @@ pub enum Command {
         /// A file whose first line is the token
         #[arg(long)]
         token_file: Option<PathBuf>,
+        #[command(flatten)]
+        bounds: ServeBounds,
     },
     /// Evaluate a shapes-world model on fresh scenes and print a table
     Eval {
@@ -259,6 +266,23 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         seed: u64,
     },
+}
+
+/// `unmask serve`'s bounds on slow and numerous clients (docs/server-protocol.md).
+#[derive(Args)]
+pub struct ServeBounds {
+    /// Seconds a request's headers may take; over it the connection is closed [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a request's body may take after its headers; over it, 408 and closed [default: 120]
+    #[arg(long, value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Open connections in all (job streams included); more are refused with 503 [default: 64]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address (behind a proxy, the proxy's) [default: 8]
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_client: Option<usize>,
 }
 
 #[derive(Args)]

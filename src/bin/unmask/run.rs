@@ -11,9 +11,10 @@ use unmask::image_io::{self, Fit};
 use unmask::sampler::{CacheSettings, Control, ImageSettings, ImageStep, TextSettings, TextStep};
 use unmask::tasks::{self, checks, FitMode, Job, Output, Progress};
 use unmask::codes;
+use unmask::device_memory::Memory;
 use unmask::output;
 
-use crate::args::{Cli, Command, DtypeArg, FitArg, ModelArgs, OutArgs, SamplingArgs};
+use crate::args::{Cli, Command, DtypeArg, FitArg, ModelArgs, OutArgs, SamplingArgs, ServeBounds};
 use crate::runner::Runner;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -34,7 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {} ({}): tensors {}", r.dir.display(), unmask::limits::gib(r.bytes), types.join(", "));
             Ok(())
         }
-        Command::Download { repo, revision, dir, endpoint, token } => download(repo, revision, dir, endpoint, token),
+        Command::Download { repo, revision, dir, endpoint, token, timeout } => download(repo, revision, dir, endpoint, token, timeout),
         Command::Plan { preset, model, width, height, cfg, cfg_img, edit, cache, dtype, quant, json } => {
             plan_cmd(preset.as_deref(), &model, width, height, cfg, cfg_img, edit, cache, dtype, quant.as_deref(), json)
         }
@@ -42,7 +43,8 @@ pub fn run(cli: Cli) -> Result<()> {
             output::check_target(&tokens_out, "--tokens-out codes", &["json"])?;
             let dir = model_dir(&model)?;
             let bundle = Bundle::open(&dir)?;
-            let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
+            let dev = device(&model)?.resolve()?;
+            let vq = load_vq(&bundle, &dev)?;
             let img = image_io::open_rgb(&image)?;
             let fit = match fit {
                 FitArg::Bucket => Fit::Bucket { area: tasks::EDIT_AREA, multiple: vq.factor().max(32) },
@@ -50,7 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             let img = image_io::fit(&img, fit, vq.factor())?;
             let label = format!("--image {}: encoding {}x{} px", image.display(), img.width(), img.height());
-            tasks::budget::check_vq_config(&bundle.vq_config, img.width() as usize, img.height() as usize, &label)?;
+            tasks::budget::check_vq_config(&bundle.vq_config, &dev, img.width() as usize, img.height() as usize, &label)?;
             let grid = vq.encode(&image_io::to_rgb(&img))?;
             output::write_all(&[(&tokens_out, codes::to_json(&grid).as_bytes())])?;
             eprintln!("{}x{} px -> {} x {} codes in {}", img.width(), img.height(), grid.height, grid.width, tokens_out.display());
@@ -60,11 +62,13 @@ pub fn run(cli: Cli) -> Result<()> {
             output::check_target(&out, "--out image", &["png"])?;
             let dir = model_dir(&model)?;
             let bundle = Bundle::open(&dir)?;
-            let vq = load_vq(&bundle, &device(&model)?.resolve()?)?;
+            let dev = device(&model)?.resolve()?;
+            let vq = load_vq(&bundle, &dev)?;
             let grid = codes::read(&tokens, bundle.vq_config.num_vq_embeddings)?;
             let f = vq.factor();
             tasks::budget::check_vq_config(
                 &bundle.vq_config,
+                &dev,
                 grid.width * f,
                 grid.height * f,
                 &format!("--tokens {}: a {} x {} grid decodes to {}x{} px, which", tokens.display(), grid.height, grid.width, grid.width * f, grid.height * f),
@@ -74,7 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
             eprintln!("{} x {} codes -> {}x{} px in {}", grid.height, grid.width, img.width(), img.height(), out.display());
             Ok(())
         }
-        Command::Serve { model, listen, token, token_file } => serve(&model, listen, token, token_file.as_deref()),
+        Command::Serve { model, listen, token, token_file, bounds } => serve(&model, listen, token, token_file.as_deref(), &bounds),
         Command::Generate { model, remote, prompt, width, height, sampling, out } => {
             let runner = Runner::open(&model, &remote)?;
             let d = runner.info();
@@ -224,6 +228,18 @@ fn plan_cmd(
     let weights = unmask::quantize::weight_bytes(&lcfg, quant, dtype_bytes);
     let mut p = plan::plan(&name, &lcfg, &vq, codebook, &req, weights, vq_weights);
     p.quantization = quant.map(|q| format!("{q:?}").to_lowercase());
+    // against the memory the model would run in here: the GPU's when there is one
+    let memory = match device(model)? {
+        DeviceChoice::Cpu => Memory::Host,
+        DeviceChoice::Auto => Memory::auto(),
+        DeviceChoice::Cuda(i) if i < unmask::device_memory::gpu_count() => Memory::Gpu(i),
+        DeviceChoice::Cuda(i) => {
+            let how = if cfg!(feature = "cuda") { "" } else { "build with `--features cuda`, or " };
+            return Err(Error::invalid(format!("--device cuda: no CUDA device {i} here; {how}plan with --device cpu")));
+        }
+    };
+    let at = |side: usize| plan::plan(&name, &lcfg, &vq, codebook, &plan::Request { width: side, height: side, ..req }, weights, vq_weights);
+    p.fit = Some(plan::fit(&p, memory, memory.free(), unmask::limits::env_limit(), f, at));
     if json {
         println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
     } else {
@@ -244,19 +260,24 @@ fn eval(model: &ModelArgs, n: usize, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn download(repo: String, revision: String, dir: Option<PathBuf>, endpoint: Option<String>, token: Option<String>) -> Result<()> {
+fn download(repo: String, revision: String, dir: Option<PathBuf>, endpoint: Option<String>, token: Option<String>, timeout: u64) -> Result<()> {
     let name = repo.rsplit('/').next().unwrap_or("model").to_string();
     let dir = match dir {
         Some(d) => d,
         None => unmask::hub::models_dir().ok_or_else(|| Error::invalid("no home folder to put models in: pass --dir DIR"))?.join(&name),
     };
-    let req = unmask::hub::Request { repo, revision, dir, endpoint, token, cache: None };
+    let timeout = Some(std::time::Duration::from_secs(timeout));
+    let req = unmask::hub::Request { repo, revision, dir, endpoint, token, cache: None, timeout };
     let mut bars = DownloadBars::new();
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let out = unmask::hub::download(&req, &mut bars, cancel)?;
     bars.overall.finish_and_clear();
     println!("{}", out.display());
-    eprintln!("downloaded {} to {}: use it with --model {}", req.repo, out.display(), out.display());
+    if let Some(commit) = &bars.already {
+        eprintln!("{} already holds {} (revision {}, commit {commit}): nothing to download; use it with --model {}", out.display(), req.repo, req.revision, out.display());
+    } else {
+        eprintln!("downloaded {} to {}: use it with --model {}", req.repo, out.display(), out.display());
+    }
     Ok(())
 }
 
@@ -265,6 +286,8 @@ struct DownloadBars {
     multi: indicatif::MultiProgress,
     overall: ProgressBar,
     file: Option<(String, ProgressBar)>,
+    /// Set when the folder was already this download (its commit).
+    already: Option<String>,
 }
 
 impl DownloadBars {
@@ -281,7 +304,7 @@ impl DownloadBars {
                 .progress_chars("=> "),
         );
         overall.set_message("all files");
-        Self { multi, overall, file: None }
+        Self { multi, overall, file: None, already: None }
     }
 }
 
@@ -310,6 +333,9 @@ impl unmask::hub::Progress for DownloadBars {
         if let Some((_, b)) = &self.file {
             b.set_message(format!("{file} (verifying)"));
         }
+    }
+    fn already(&mut self, _dir: &Path, commit: &str) {
+        self.already = Some(commit.to_string());
     }
 }
 
@@ -559,12 +585,25 @@ fn info(m: &ModelArgs, json: bool) -> Result<()> {
 
 
 /// `unmask serve`: loads the model, prints where and with which token, serves until Ctrl-C.
-fn serve(model: &ModelArgs, listen: std::net::SocketAddr, token: Option<String>, token_file: Option<&Path>) -> Result<()> {
+fn serve(model: &ModelArgs, listen: std::net::SocketAddr, token: Option<String>, token_file: Option<&Path>, bounds: &ServeBounds) -> Result<()> {
     use unmask::remote::server;
     let kept = server::kept_token_path().ok_or_else(|| Error::invalid("no HOME or XDG_DATA_HOME to keep a server token in: give --token or --token-file"))?;
     let (token, made) = server::token(token, token_file, &kept)?;
     let mut cfg = unmask::remote::ServeConfig::new(model_dir(model)?, listen, token.clone());
     cfg.device = device(model)?;
+    // a flag left out keeps the server's default
+    if let Some(s) = bounds.header_timeout {
+        cfg.header_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(s) = bounds.body_timeout {
+        cfg.body_timeout = std::time::Duration::from_secs(s);
+    }
+    if let Some(n) = bounds.max_connections {
+        cfg.max_connections = n;
+    }
+    if let Some(n) = bounds.max_connections_per_client {
+        cfg.max_connections_per_client = n;
+    }
     eprintln!("loading {} ...", cfg.model.display());
     let s = unmask::remote::Server::start(cfg)?;
     if !s.addr.ip().is_loopback() {

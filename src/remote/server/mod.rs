@@ -2,6 +2,10 @@
 //! JSON and events are in docs/server-protocol.md; this file is the routing,
 //! the token check and the limits, [`queue`] the jobs.
 //!
+//! Slow and numerous clients are bounded ([`conn`]): a request's headers and
+//! body each have a time limit, connections a cap per client address and in
+//! all; an event stream is an answer, not a request, and is never cut.
+//!
 //! Promises: a job's events arrive on the connection that submitted it, and
 //! nothing of a job outlives it (no server state beyond a job's lifetime, so
 //! servers scale out behind a load balancer). A client that disconnects has
@@ -10,7 +14,10 @@
 //! is not received before a disconnect or a restart is gone (the client
 //! resubmits).
 
+mod conn;
 pub mod queue;
+
+pub use conn::Cuts;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +27,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path as UrlPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -46,7 +53,28 @@ pub struct ServeConfig {
     /// How often an idle event stream sends a keep-alive comment; also how
     /// soon a vanished client is noticed.
     pub keep_alive: Duration,
+    /// The time a request's headers may take from the connection's start
+    /// (or the previous answer): over it, the connection is closed.
+    pub header_timeout: Duration,
+    /// The time a request's body may take from its headers: over it, `408`
+    /// and the connection is closed.
+    pub body_timeout: Duration,
+    /// Open connections in all, event streams of queued jobs included; one
+    /// more is refused (`503`, closed).
+    pub max_connections: usize,
+    /// Open connections from one client address (behind a proxy, the proxy is
+    /// one address: raise this to `max_connections` there).
+    pub max_connections_per_client: usize,
 }
+
+/// A request's headers: 10 s is ages for a few hundred bytes.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request's body: 120 s moves a 50 MB request (a 24 MP photo) at 3.5 Mbit/s.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Connections in all: a GPU box serving a few users, each with a few jobs queued.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Connections per client address.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 8;
 
 impl ServeConfig {
     pub fn new(model: impl Into<PathBuf>, listen: SocketAddr, token: impl Into<String>) -> Self {
@@ -57,6 +85,10 @@ impl ServeConfig {
             token: token.into(),
             max_body: protocol::MAX_BODY,
             keep_alive: Duration::from_secs(1),
+            header_timeout: HEADER_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_client: MAX_CONNECTIONS_PER_CLIENT,
         }
     }
 }
@@ -66,12 +98,15 @@ struct App {
     info: ModelInfo,
     queue: Queue,
     keep_alive: Duration,
+    body_timeout: Duration,
+    log: Arc<conn::Log>,
 }
 
 /// A running server; dropping it (or [`Server::stop`]) stops it.
 pub struct Server {
     pub addr: SocketAddr,
     pub info: ModelInfo,
+    log: Arc<conn::Log>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -81,6 +116,17 @@ impl Server {
     pub fn start(cfg: ServeConfig) -> Result<Self> {
         if cfg.token.trim().is_empty() {
             return Err(Error::invalid("the server token is empty: give --token, --token-file, or none to have one made"));
+        }
+        // zero would cut every client
+        for (flag, d) in [("--header-timeout", cfg.header_timeout), ("--body-timeout", cfg.body_timeout)] {
+            if d.is_zero() {
+                return Err(Error::invalid(format!("{flag}: give a time over 0 seconds")));
+            }
+        }
+        for (flag, n) in [("--max-connections", cfg.max_connections), ("--max-connections-per-client", cfg.max_connections_per_client)] {
+            if n == 0 {
+                return Err(Error::invalid(format!("{flag}: give 1 or more")));
+            }
         }
         let worker = Worker::spawn();
         worker.load(&cfg.model, cfg.device);
@@ -96,8 +142,22 @@ impl Server {
             .map_err(|e| Error::invalid(format!("--listen {}: cannot listen there ({e}): pick a free port or address", cfg.listen)))?;
         let addr = listener.local_addr().map_err(|e| Error::invalid(format!("--listen {}: {e}", cfg.listen)))?;
         listener.set_nonblocking(true).map_err(|e| Error::invalid(format!("--listen {addr}: {e}")))?;
-        let app = Arc::new(App { token_hash: hash(&cfg.token), info: info.clone(), queue: Queue::new(worker), keep_alive: cfg.keep_alive });
+        let log = Arc::new(conn::Log::default());
+        let app = Arc::new(App {
+            token_hash: hash(&cfg.token),
+            info: info.clone(),
+            queue: Queue::new(worker),
+            keep_alive: cfg.keep_alive,
+            body_timeout: cfg.body_timeout,
+            log: log.clone(),
+        });
         let router = router(app, cfg.max_body);
+        let bounds = conn::Bounds {
+            header_timeout: cfg.header_timeout,
+            max_connections: cfg.max_connections,
+            max_per_client: cfg.max_connections_per_client,
+        };
+        let serve_log = log.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("unmask-serve")
@@ -111,7 +171,7 @@ impl Server {
                 runtime.block_on(async move {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                     tokio::select! {
-                        _ = axum::serve(listener, router) => {}
+                        _ = conn::serve(listener, router, bounds, serve_log) => {}
                         _ = stopped => {}
                     }
                 });
@@ -119,7 +179,12 @@ impl Server {
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|e| Error::invalid(format!("starting the server thread: {e}")))?;
-        Ok(Self { addr, info, stop: Some(stop), thread: Some(thread) })
+        Ok(Self { addr, info, log, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// The connections cut or refused so far, by reason (each also logged).
+    pub fn cuts(&self) -> Cuts {
+        self.log.cuts()
     }
 
     /// Serves until Ctrl-C (the CLI's `unmask serve`).
@@ -181,6 +246,10 @@ impl IntoResponse for ApiError {
         let mut r = (self.0, Json(ErrorBody { error: self.1 })).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        }
+        if self.0 == StatusCode::REQUEST_TIMEOUT {
+            // the rest of the body may still come: nothing more is read here
+            r.headers_mut().insert("connection", HeaderValue::from_static("close"));
         }
         r
     }
@@ -285,16 +354,34 @@ impl Drop for Guard {
     }
 }
 
-async fn submit(State(app): State<Arc<App>>, headers: HeaderMap, body: std::result::Result<Bytes, BytesRejection>) -> std::result::Result<Response, ApiError> {
-    let owner = owner(&headers)?;
-    let body = body.map_err(|r| {
+/// A request's body, in at most the body timeout: a client that announces
+/// a body and sends it slowly, or never, gets `408` and is closed (logged).
+async fn read_body(app: &App, req: Request) -> std::result::Result<Bytes, ApiError> {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical().to_string()).unwrap_or_else(|| "?".into());
+    let read: std::result::Result<Bytes, BytesRejection> = match tokio::time::timeout(app.body_timeout, Bytes::from_request(req, &())).await {
+        Ok(r) => r,
+        Err(_) => {
+            let limit = conn::secs(app.body_timeout);
+            app.log.cut(conn::Cut::SlowBody, |n| format!("serve: closed a connection from {peer}: its request body took over {limit}, answered 408 ({n} so far)"));
+            return Err(ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request's body did not arrive within {limit}: on a slow link, send smaller images or ask for a longer --body-timeout"),
+            ));
+        }
+    };
+    read.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
         } else {
             ApiError(status, format!("reading the request: {}", r.body_text()))
         }
-    })?;
+    })
+}
+
+async fn submit(State(app): State<Arc<App>>, req: Request) -> std::result::Result<Response, ApiError> {
+    let owner = owner(req.headers())?;
+    let body = read_body(&app, req).await?;
     let req: JobRequest = serde_json::from_slice(&body).map_err(|e| {
         let status = if e.is_syntax() || e.is_eof() { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
         ApiError(status, format!("the job is not a valid request ({e}): see docs/server-protocol.md"))
