@@ -36,7 +36,24 @@ pub fn check_target(path: &Path, what: &str, exts: &[&str]) -> Result<()> {
     if !dir.is_dir() {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "output folder does not exist")));
     }
-    Ok(())
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().readonly() {
+            return Err(Error::image(path, format!("is read-only: refusing to replace it; give the {what} another name, or make the file writable")));
+        }
+    }
+    // the folder must take the temporary file the result is written through:
+    // found out now, not after a run of minutes
+    let probe = temp_for(path);
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::image(
+            path,
+            format!("cannot be written: its folder {} refuses new files ({e}); choose a folder you can write to", dir.display()),
+        )),
+    }
 }
 
 fn parent(path: &Path) -> &Path {
@@ -109,6 +126,37 @@ mod tests {
         assert!(e.contains("is a folder"), "{e}");
         let e = check_target(&dir.join("missing/a.png"), "image", &["png"]).unwrap_err().to_string();
         assert!(e.contains("output folder does not exist"), "{e}");
+        let ro = dir.join("kept.png");
+        std::fs::write(&ro, b"user's file").unwrap();
+        let mut p = std::fs::metadata(&ro).unwrap().permissions();
+        p.set_readonly(true);
+        std::fs::set_permissions(&ro, p).unwrap();
+        let e = check_target(&ro, "image", &["png"]).unwrap_err().to_string();
+        assert!(e.contains("read-only") && e.contains("kept.png"), "{e}");
+        assert_eq!(std::fs::read(&ro).unwrap(), b"user's file");
+        let mut p = std::fs::metadata(&ro).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        p.set_readonly(false);
+        std::fs::set_permissions(&ro, p).unwrap();
+        assert!(check_target(&ro, "image", &["png"]).is_ok());
+        // a folder without write permission (root may write anyway: then only the probe ran)
+        let locked = dir.join("locked");
+        std::fs::create_dir_all(&locked).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let writable = std::fs::File::create(locked.join("x")).is_ok();
+        let r = check_target(&locked.join("a.png"), "image", &["png"]);
+        if writable {
+            assert!(r.is_ok());
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("cannot be written") && e.contains("locked"), "{e}");
+        }
+        assert_eq!(std::fs::read_dir(&locked).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "x").count(), 0, "the probe is removed");
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // a folder no one may create files in, even root
+        let e = check_target(Path::new("/proc/unmask-out.png"), "image", &["png"]).unwrap_err().to_string();
+        assert!(e.contains("cannot be written") && e.contains("/proc"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -328,3 +328,40 @@ fn hostile_gguf_headers_are_refused_in_one_line_under_a_memory_cap() {
         assert!(err.contains("model.gguf"), "{what}: names the file: {err}");
     }
 }
+
+/// Issue 30: an outpaint that grows a 48 x 48 image to 16048 x 16048 px is
+/// refused in one line before the canvas exists, under an address-space cap
+/// it used to abort in (SIGABRT at a 772 MB allocation), with borders that fit.
+#[test]
+fn an_outpaint_too_large_for_memory_is_refused_before_any_work() {
+    let dir = common::scratch("outpaint-huge");
+    let (i, o) = (dir.join("in.png"), dir.join("o.png"));
+    image::RgbImage::from_pixel(48, 48, image::Rgb([90, 140, 200])).save(&i).unwrap();
+    let b = "8000";
+    let args = ["outpaint", "--image", i.to_str().unwrap(), "--prompt", "grass", "--left", b, "--right", b, "--top", b, "--bottom", b, "--out", o.to_str().unwrap()];
+    let out = run(&args, &[], &[(libc::RLIMIT_AS, 3 << 30)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("error: a 48x48 image extended to 16048x16048 px needs about"), "{err}");
+    assert!(lines[0].contains("add at most left "), "{err}");
+    assert!(!o.exists());
+}
+
+/// Issue 30: `--out` in a folder that takes no new files fails before the
+/// run, and a read-only existing output is refused and kept.
+#[test]
+fn unwritable_outputs_are_refused_before_the_run() {
+    let dir = common::scratch("out-checks");
+    let e = fails_with(&["generate", "--prompt", "a red circle", "--out", "/proc/unmask-test.png"], &[]);
+    assert!(e.contains("/proc/unmask-test.png") && e.contains("cannot be written"), "{e}");
+    let ro = dir.join("kept.png");
+    std::fs::write(&ro, b"the user's picture").unwrap();
+    let mut p = std::fs::metadata(&ro).unwrap().permissions();
+    p.set_readonly(true);
+    std::fs::set_permissions(&ro, p).unwrap();
+    let e = fails_with(&["generate", "--prompt", "a red circle", "--out", ro.to_str().unwrap()], &[]);
+    assert!(e.contains("kept.png") && e.contains("read-only"), "{e}");
+    assert_eq!(std::fs::read(&ro).unwrap(), b"the user's picture");
+}

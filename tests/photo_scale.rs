@@ -203,3 +203,24 @@ fn a_huge_mask_island_count_is_merged_into_a_bounded_number_of_runs() {
     let crops = unmask::crop::plan(&mask, 16, Context::Auto, WorkArea::RELEASE, false).unwrap();
     assert!(!crops.is_empty() && crops.len() <= unmask::crop::MAX_CROPS, "{}", crops.len());
 }
+
+/// The tiny fixture's VQ factor is 4, so the release's 1024^2 working area
+/// would be 65,536 cells a crop, four times what a layout may hold: the
+/// planner's area is shrunk to the cell limit, so every crop runs.
+#[test]
+fn the_crop_plan_never_exceeds_the_models_cell_limit() {
+    let e = engine(WorkArea::RELEASE);
+    let f = e.vq.factor();
+    let s = settings();
+    let work = tasks::budget::fitted_work_area(&e, &s);
+    assert!(work.area / (f * f) <= unmask::sampler::layout::MAX_CELLS, "{work:?}");
+    let img = photo(2400, 1600);
+    let mut m = GrayImage::new(2400, 1600);
+    disc(&mut m, 1200, 800, 500);
+    for context in [Context::Auto, Context::Whole, Context::Margin(300)] {
+        for c in inpaint::plan(&e, &img, &m, None, context, &s).unwrap() {
+            let cells = (c.work_w as usize / f) * (c.work_h as usize / f);
+            assert!(cells <= unmask::sampler::layout::MAX_CELLS, "{context}: {c:?}");
+        }
+    }
+}

@@ -123,18 +123,109 @@ pub fn check_vq_config(vq: &crate::model::VqConfig, device: &candle_core::Device
     let f = vq.factor();
     let mem = Memory::of(device);
     limits::check(mem, limits::budget(mem), label, limits::vq_bytes(vq, w, h), |budget| {
-        let aspect = w as f64 / h.max(1) as f64;
-        let fits = |side: usize| {
-            let (tw, th) = ((side as f64 * aspect.sqrt()) as usize, (side as f64 / aspect.sqrt()) as usize);
-            limits::vq_bytes(vq, tw.max(f), th.max(f)) <= budget
-        };
-        match limits::largest_fitting(f, 16384, f, fits) {
-            Some(side) => {
-                let (tw, th) = ((side as f64 * aspect.sqrt()) as usize / f * f, (side as f64 / aspect.sqrt()) as usize / f * f);
-                format!("the largest of this shape that fits is about {tw}x{th} px")
-            }
+        match largest_of_shape(w, h, f, |tw, th| limits::vq_bytes(vq, tw, th) <= budget) {
+            Some((tw, th)) => format!("the largest of this shape that fits is about {tw}x{th} px"),
             None => "not even one cell fits: free memory or raise UNMASK_MEMORY_LIMIT".into(),
         }
+    })
+}
+
+/// The largest `tw x th` of about `w : h`'s shape, both sides whole cells of
+/// `f` within `1..=MAX_SIDE` px, for which `fits` holds. The short side is
+/// searched, so a very long strip is never suggested as "N x 0".
+fn largest_of_shape(w: usize, h: usize, f: usize, fits: impl Fn(usize, usize) -> bool) -> Option<(usize, usize)> {
+    let max = crate::image_io::MAX_SIDE as usize / f * f;
+    let (long, short) = (w.max(h).max(1), h.min(w).max(1));
+    let size = |s: usize| {
+        let l = ((s as f64 * long as f64 / short as f64) as usize / f * f).clamp(f, max);
+        if w >= h {
+            (l, s)
+        } else {
+            (s, l)
+        }
+    };
+    let side = limits::largest_fitting(f, max, f, |s| {
+        let (a, b) = size(s);
+        fits(a, b)
+    })?;
+    Some(size(side))
+}
+
+/// Host bytes per pixel of the whole image that a retouch holds at once: the
+/// photo and its result (3 + 3), the mask (1), a crop's source and its
+/// scaled-back result with their masks (3 + 3 + 1 + 1 when one crop covers
+/// the whole canvas, as an outpaint's border does) and the encoded PNG (up to
+/// 3 more). Measured on the embedded model (whole process, peak resident):
+/// a 48x48 image outpainted to 4048x4048 329 MB (20 B/px), to 11038x11038
+/// 2.29 GB (18.8 B/px; what the refusal of 16048x16048 under a 3 GB
+/// address-space limit suggests, and it ran there).
+pub const CANVAS_BYTES_PER_PIXEL: u64 = 20;
+
+/// The host memory a retouch of a `w x h` canvas needs, besides the model's runs.
+pub fn canvas_bytes(w: u64, h: u64) -> u64 {
+    w.saturating_mul(h).saturating_mul(CANVAS_BYTES_PER_PIXEL)
+}
+
+/// A retouch of a `w x h` px canvas whose image and mask are loaded already
+/// (4 bytes a pixel of [`CANVAS_BYTES_PER_PIXEL`]): the rest against the
+/// host's budget before any work. The canvas always lives on the host,
+/// whatever device runs the model.
+pub fn check_retouch(w: u64, h: u64, label: &str) -> Result<()> {
+    let mem = Memory::Host;
+    let rest = |w: u64, h: u64| canvas_bytes(w, h) / CANVAS_BYTES_PER_PIXEL * (CANVAS_BYTES_PER_PIXEL - 4);
+    limits::check(mem, limits::budget(mem), label, rest(w, h), |budget| {
+        let px = budget / (CANVAS_BYTES_PER_PIXEL - 4);
+        let scale = (px as f64 / (w.max(1) * h.max(1)) as f64).sqrt().min(1.0);
+        let (tw, th) = ((w as f64 * scale) as u64, (h as f64 * scale) as u64);
+        if tw == 0 || th == 0 {
+            "free memory or raise UNMASK_MEMORY_LIMIT".into()
+        } else {
+            format!("the largest of this shape that fits is about {tw}x{th} px")
+        }
+    })
+}
+
+/// An outpaint's canvas: `w x h` grown by the borders, refused before it is
+/// allocated with the largest borders (same proportions) that fit.
+pub fn check_extended(w: u32, h: u32, left: u32, right: u32, top: u32, bottom: u32) -> Result<()> {
+    check_extended_in(limits::budget(Memory::Host), w, h, left, right, top, bottom)
+}
+
+fn check_extended_in(budget: u64, w: u32, h: u32, left: u32, right: u32, top: u32, bottom: u32) -> Result<()> {
+    let size = |t: f64| {
+        let b = |v: u32| (v as f64 * t) as u64;
+        (w as u64 + b(left) + b(right), h as u64 + b(top) + b(bottom))
+    };
+    let (nw, nh) = size(1.0);
+    let mem = Memory::Host;
+    let label = format!("a {w}x{h} image extended to {nw}x{nh} px");
+    limits::check(mem, budget, &label, canvas_bytes(nw, nh), |budget| {
+        // the largest fraction of every border that fits, by bisection
+        let fits = |t: f64| {
+            let (a, b) = size(t);
+            canvas_bytes(a, b) <= budget
+        };
+        if !fits(0.0) {
+            return "not even the image itself fits: free memory or raise UNMASK_MEMORY_LIMIT".into();
+        }
+        let (mut lo, mut hi) = (0.0, 1.0);
+        for _ in 0..40 {
+            let m = (lo + hi) / 2.0;
+            if fits(m) {
+                lo = m;
+            } else {
+                hi = m;
+            }
+        }
+        let b = |v: u32| (v as f64 * lo) as u64;
+        let (a, c) = size(lo);
+        format!(
+            "add at most left {}, right {}, top {}, bottom {} px (a {a}x{c} canvas)",
+            b(left),
+            b(right),
+            b(top),
+            b(bottom)
+        )
     })
 }
 
@@ -147,6 +238,10 @@ pub fn fitted_work_area(engine: &Engine, s: &ImageSettings) -> WorkArea {
     let b = 1 + usize::from(s.cfg > 0.0);
     let (_, budget) = memory(engine);
     let fits = |side: usize| image_need(engine, prefix, side / f, side / f, b, s.cache.is_some()) <= budget;
+    // never more cells than a layout may hold (a small VQ factor on the
+    // release's working area would plan crops the sampler then refuses)
+    let cells = crate::sampler::layout::MAX_CELLS;
+    let w = WorkArea { area: w.area.min(cells * f * f), ..w };
     let side = (w.area as f64).sqrt() as usize / f * f;
     if fits(side.max(f)) {
         return w;
@@ -212,6 +307,29 @@ mod tests {
             "tokenizer_vocab": 0, "work_area": WorkArea::RELEASE,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_suggested_shape_never_has_a_zero_side() {
+        // a 1,504,000 x 16 strip: the old rule scaled both sides from a square and said "1504000x0"
+        let (w, h) = largest_of_shape(1_504_000, 16, 16, |a, b| a * b <= 4_000_000).unwrap();
+        assert!(w >= 16 && h >= 16 && w <= crate::image_io::MAX_SIDE as usize, "{w}x{h}");
+        assert!(w * h <= 4_000_000);
+        let (w, h) = largest_of_shape(3000, 2000, 16, |a, b| a * b <= 1 << 20).unwrap();
+        assert!(w > h && w % 16 == 0 && h % 16 == 0 && w * h <= 1 << 20 && w * h > 900_000, "{w}x{h}");
+        assert_eq!(largest_of_shape(100, 100, 16, |_, _| false), None);
+    }
+
+    #[test]
+    fn an_extended_canvas_over_the_budget_is_refused_with_borders_that_fit() {
+        // 8000 px each side of a 48 x 48 image: 16048^2 x 20 B = 4.8 GiB
+        let e = check_extended_in(1 << 30, 48, 48, 8000, 8000, 8000, 8000).unwrap_err().to_string();
+        let small = check_extended_in(1 << 30, 48, 48, 100, 100, 0, 0);
+        assert!(e.starts_with("a 48x48 image extended to 16048x16048 px needs about"), "{e}");
+        let left: u64 = e.split("add at most left ").nth(1).and_then(|s| s.split(',').next()).and_then(|s| s.parse().ok()).unwrap();
+        assert!((3000..3700).contains(&left), "{e}");
+        assert!(canvas_bytes(48 + 4 * left / 2, 48 + 4 * left / 2) <= 1 << 30, "what it names fits");
+        assert!(small.is_ok());
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct Inpainted {
 pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> Result<Inpainted> {
     let (image, m) = (job.image, job.mask);
     same_size(image, m)?;
+    let (iw, ih) = (image.width() as u64, image.height() as u64);
+    super::budget::check_retouch(iw, ih, &format!("retouching a {iw}x{ih} image"))?;
     let factor = engine.vq.factor();
     let f = factor as u32;
     let own = codes_fit(image, job.codes, factor)?;
@@ -209,9 +211,11 @@ pub fn extend_canvas(image: &RgbImage, left: u32, right: u32, top: u32, bottom: 
             image_io::MAX_SIDE
         )));
     }
-    if left + right + top + bottom == 0 {
+    if left as u64 + right as u64 + top as u64 + bottom as u64 == 0 {
         return Err(Error::invalid("nothing to add: give at least one of --left, --right, --top, --bottom in pixels"));
     }
+    // before the canvas exists: a 16k canvas is 1 GiB of pixels before any run
+    super::budget::check_extended(w, h, left, right, top, bottom)?;
     let (nw, nh) = (nw as u32, nh as u32);
     let at = Rect { x: left, y: top, w, h };
     let img = RgbImage::from_fn(nw, nh, |x, y| {
