@@ -144,7 +144,7 @@ fn golden(dir: &std::path::Path) {
         let job = match name {
             "inpaint" => Job::Inpaint {
                 prompt, image: input.clone(), mask: unmask::image_io::open(&dir.join("cases/mask.png")).unwrap().to_luma8(), codes: None,
-                grow: 0, feather: 0.0, context: unmask::crop::Context::Whole, content: None, settings: settings(c),
+                grow: 0, cover: unmask::tasks::Cover::Half, feather: 0.0, context: unmask::crop::Context::Whole, content: None, settings: settings(c),
             },
             "edit" => Job::Edit { instruction: prompt, image: input.clone(), fit: tasks::FitMode::Native, settings: settings(c) },
             _ => Job::Generate { prompt, width: 40, height: 24, settings: settings(c) },

@@ -69,6 +69,7 @@ fn main() {
                 mask,
                 codes: None,
                 grow: 0,
+                cover: Default::default(),
                 feather: 2.0,
                 context: unmask::crop::Context::Margin(8),
                 content: None,

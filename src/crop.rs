@@ -298,7 +298,7 @@ pub fn plan(mask: &GrayImage, factor: usize, context: Context, work: WorkArea, n
     let p = Planner { w, h, pw: w.div_ceil(f) * f, ph: h.div_ceil(f) * f, factor: f, context, work, native };
     let isl = islands(mask);
     if isl.is_empty() {
-        return Err(Error::invalid(format!("the mask is empty: paint over the part that should change ({})", crate::image_io::MASK_RULE)));
+        return Err(Error::invalid(crate::image_io::empty_mask_message(mask)));
     }
     if context == Context::Whole {
         return Ok(vec![p.crop(&p.context_box(&isl[0]))]);

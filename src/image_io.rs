@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
 use crate::model::Rgb;
@@ -37,7 +37,7 @@ pub fn decode_bytes(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
         return Err(Error::image(name, "truncated JPEG (no end-of-image marker): the file is incomplete, copy or download it again"));
     }
     reader.limits(limits());
-    reader.decode().map_err(|e| {
+    decode_oriented(reader).map_err(|e| {
         let why = match &e {
             image::ImageError::Limits(_) => {
                 format!("too large to open (limit {MAX_SIDE} px a side, {} MiB decoded)", MAX_ALLOC >> 20)
@@ -48,15 +48,45 @@ pub fn decode_bytes(bytes: &[u8], name: &Path) -> Result<DynamicImage> {
     })
 }
 
+/// Decodes within the limits and applies the file's EXIF orientation (a
+/// phone's portrait JPEG is stored sideways with Orientation = 6), so an
+/// image opens as viewers display it; photos and masks alike.
+fn decode_oriented(reader: ImageReader<Cursor<&[u8]>>) -> image::ImageResult<DynamicImage> {
+    let mut decoder = reader.into_decoder()?;
+    // what `ImageReader::decode` checks: the decoded buffer within the limits
+    limits().reserve(decoder.total_bytes())?;
+    // unreadable EXIF is no reason to refuse the pixels: shown unrotated
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
 /// Whether a JPEG's last bytes (trailing zeros or padding aside) hold its EOI marker.
 fn jpeg_complete(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(4096)..];
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
+/// A mask value (alpha or brightness, 0 to 255) above this counts as painted.
+pub const MASK_THRESHOLD: u8 = 127;
+
 /// How a mask image is read: transparency when it has any (opaque =
 /// regenerate), else brightness (white = regenerate). Stated in the messages.
-pub const MASK_RULE: &str = "masks are read by their alpha when they have transparency (opaque = regenerate), else by brightness (white = regenerate)";
+pub const MASK_RULE: &str = "masks are read by their alpha when they have transparency (opaque = regenerate), else by brightness (white = regenerate); a value above 127 of 255 counts as painted";
+
+/// The message for a mask ([`mask_of`]'s result) that selects nothing: the
+/// rule, the threshold and this mask's highest value, so a mid-grey mask
+/// (127) says why it counts as unpainted.
+pub fn empty_mask_message(mask: &image::GrayImage) -> String {
+    let max = mask.as_raw().iter().copied().max().unwrap_or(0);
+    let what = if max == 0 {
+        "it is all 0 (black, or fully transparent)".to_string()
+    } else {
+        format!("its highest value is {max} of 255, not above {MASK_THRESHOLD}")
+    };
+    format!("the mask is empty: {what}; paint over the part that should change ({MASK_RULE})")
+}
 
 /// The mask of a mask image, by [`MASK_RULE`].
 pub fn mask_of(img: &DynamicImage) -> image::GrayImage {

@@ -1,7 +1,46 @@
-//! Painted pixel masks -> the token cells that regenerate (spec section 5):
-//! a cell regenerates when its mask average is > 0.5; optional grow by cells.
+//! Painted pixel masks -> the token cells that regenerate: every cell the
+//! painted area touches ([`Cover::Any`], the default), or the release's rule
+//! of a mask average > 0.5 (spec section 5, [`Cover::Half`], which the golden
+//! fixtures use); optional grow by cells. Which pixels then change is the
+//! painted mask's business, not the cells' (see `tasks::inpaint`).
 
 use image::GrayImage;
+use serde::{Deserialize, Serialize};
+
+/// Which token cells a painted mask regenerates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cover {
+    /// Every cell holding at least one painted pixel: a stroke thinner than a
+    /// cell still regenerates.
+    #[default]
+    Any,
+    /// Cells more than half painted (the released code's rule).
+    Half,
+}
+
+impl std::fmt::Display for Cover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cover::Any => "any",
+            Cover::Half => "half",
+        })
+    }
+}
+
+impl std::str::FromStr for Cover {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "any" => Ok(Cover::Any),
+            "half" => Ok(Cover::Half),
+            _ => Err(format!("{s:?}: use any (every cell the paint touches) or half (cells more than half painted)")),
+        }
+    }
+}
+
+/// A mask pixel is painted above this value (of 255).
+pub const PAINTED_ABOVE: u8 = 127;
 
 use crate::error::{Error, Result};
 

@@ -40,7 +40,7 @@ impl BranchCache {
 
     /// Where each sequence's rows start in the packed K/V and logits.
     pub fn offsets(&self) -> Vec<usize> {
-        super::llada::starts(self.lens().unwrap_or_default())
+        super::packing::starts(self.lens().unwrap_or_default())
     }
 
     pub fn is_empty(&self) -> bool {

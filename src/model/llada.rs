@@ -11,6 +11,7 @@ use candle_nn::VarBuilder;
 
 use super::attention::{self, Spans};
 use super::cache::BranchCache;
+use super::packing::starts;
 use super::config::LladaConfig;
 use crate::error::{Error, Result};
 
@@ -563,17 +564,6 @@ impl Fused {
         let k = candle_nn::rotary_emb::rope_thd(&k.reshape((1, t, nkv, hd))?, &self.cos_k, &self.sin_k)?.reshape((t, nkv * hd))?;
         attention::flash::fused(&q, &k, v, &self.spans, nh, nkv, hd, scale as f32)
     }
-}
-
-/// Where each part of a packed batch starts: the prefix sums of `lens`.
-pub fn starts(lens: &[usize]) -> Vec<usize> {
-    lens.iter()
-        .scan(0, |acc, &l| {
-            let at = *acc;
-            *acc += l;
-            Some(at)
-        })
-        .collect()
 }
 
 /// The cache rows (packed over every sequence's positions) of a partial

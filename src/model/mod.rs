@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod conv;
 pub mod llada;
+pub mod packing;
 pub mod random;
 pub mod vq;
 

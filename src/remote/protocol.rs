@@ -15,6 +15,7 @@ use crate::crop::{Context, Rect};
 use crate::engine::ModelInfo;
 use crate::error::{Error, Result};
 use crate::image_io;
+use crate::mask::Cover;
 use crate::model::CodeGrid;
 use crate::sampler::{ImageSettings, TextSettings};
 use crate::tasks::{checks, FitMode, Job, Output, PreviewFill, Work};
@@ -77,6 +78,9 @@ pub enum JobRequest {
         codes: Option<CodeGrid>,
         #[serde(default)]
         grow: usize,
+        /// Absent from older clients: `any`, the painted-area rule.
+        #[serde(default)]
+        cover: Cover,
         feather: f32,
         #[serde(default)]
         context: Context,
@@ -283,12 +287,13 @@ pub fn request_of(job: &Job, preview: PreviewOptions) -> Result<JobRequest> {
         Job::Generate { prompt, width, height, settings } => {
             JobRequest::Generate { prompt: prompt.clone(), width: *width, height: *height, settings: settings.clone(), preview }
         }
-        Job::Inpaint { prompt, image, mask, codes, grow, feather, context, content, settings } => JobRequest::Inpaint {
+        Job::Inpaint { prompt, image, mask, codes, grow, cover, feather, context, content, settings } => JobRequest::Inpaint {
             prompt: prompt.clone(),
             image: png_b64(image)?,
             mask: gray_png_b64(mask)?,
             codes: codes.clone(),
             grow: *grow,
+            cover: *cover,
             feather: *feather,
             context: *context,
             content: *content,
@@ -349,7 +354,7 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
             settings.check()?;
             Ok((Job::Generate { prompt, width, height, settings }, fill_of(preview)))
         }
-        JobRequest::Inpaint { prompt, image, mask, codes, grow, feather, context, content, settings, preview } => {
+        JobRequest::Inpaint { prompt, image, mask, codes, grow, cover, feather, context, content, settings, preview } => {
             check_text(&prompt, "prompt")?;
             let image = image_io::to_rgb_on_white(&decode_image(&image, "image")?);
             let mask = image_io::mask_of(&decode_image(&mask, "mask")?);
@@ -375,7 +380,7 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
                 check_codes(c, &image, info)?;
             }
             settings.check()?;
-            Ok((Job::Inpaint { prompt, image, mask, codes, grow, feather, context, content, settings }, fill_of(preview)))
+            Ok((Job::Inpaint { prompt, image, mask, codes, grow, cover, feather, context, content, settings }, fill_of(preview)))
         }
         JobRequest::Edit { instruction, image, fit, settings, preview } => {
             check_text(&instruction, "instruction")?;
@@ -438,6 +443,7 @@ fn kind_of(k: &str) -> &'static str {
     match k {
         "generate" => "generate",
         "inpaint" => "inpaint",
+        "outpaint" => "outpaint",
         "edit" => "edit",
         "ask" => "ask",
         _ => "job",

@@ -152,7 +152,7 @@ impl Branches {
             let seqs: Vec<Vec<u32>> = g.members.iter().map(|&b| [&self.prefixes[b][..], target].concat()).collect();
             let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
             // sequence j's masked cells, as rows of the packed batch
-            let at = crate::model::llada::starts(&refs.iter().map(|s| s.len()).collect::<Vec<_>>());
+            let at = crate::model::packing::starts(&refs.iter().map(|s| s.len()).collect::<Vec<_>>());
             let rows: Vec<usize> = g.members.iter().enumerate().flat_map(|(j, &b)| {
                 let p = at[j] + self.prefixes[b].len();
                 masked.iter().map(move |&m| p + m)

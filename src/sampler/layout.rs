@@ -21,6 +21,18 @@ pub fn prompt_text(system: &str, user: &str) -> String {
     format!("<system>{system}</system><user>{user}</user>")
 }
 
+/// Whether `text` holds a character a reader can see: not whitespace, not a
+/// control character, not an invisible format character (zero-width
+/// spaces and joiners U+200B-U+200F, the byte-order mark U+FEFF, the soft
+/// hyphen, word joiners and bidirectional marks).
+pub fn has_printable(text: &str) -> bool {
+    text.chars().any(|c| {
+        !(c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'))
+    })
+}
+
 /// Tokenises prompts with the bundle's tokenizer and writes image blocks.
 pub struct Prompter<'a> {
     pub tokenizer: &'a tokenizers::Tokenizer,
@@ -34,12 +46,20 @@ impl<'a> Prompter<'a> {
 
     /// `P`: the conditional prompt, post-processor applied (Python `tokenizer(text)`).
     pub fn prompt(&self, system: &str, user: &str) -> Result<Vec<u32>> {
+        let question = system == MMU_SYSTEM;
         if user.trim().is_empty() {
-            return Err(Error::invalid(if system == MMU_SYSTEM {
+            return Err(Error::invalid(if question {
                 "the question is empty: ask something about the image"
             } else {
                 "the prompt is empty: say what the image should show"
             }));
+        }
+        if !has_printable(user) {
+            return Err(Error::invalid(format!(
+                "the {} has no printable text (only spaces, control or zero-width characters): {}",
+                if question { "question" } else { "prompt" },
+                if question { "ask something about the image" } else { "say what the image should show" }
+            )));
         }
         let user_ids = self.encode(user)?;
         if user_ids.len() > MAX_PROMPT_TOKENS {

@@ -1,8 +1,15 @@
 //! Inpainting a photo of any size: each context crop (see [`crate::crop`]) is
 //! cut out, scaled to its working size, regenerated, scaled back and pasted
-//! into the full-resolution image with the feather. Pixels outside the
-//! regenerated cells (mapped back to the photo) are never written, so they
-//! equal the input bit for bit, inside and outside the crops.
+//! into the full-resolution image.
+//!
+//! The contract: **the painted area is the changed area.** The model
+//! regenerates whole token cells (every cell the paint touches, or with
+//! [`Cover::Half`] cells more than half painted, grown by `grow`), but the
+//! result is composited through the painted mask itself, feathered `feather`
+//! px inward from the painted edge. Pixels outside the painted mask equal
+//! the input bit for bit; painted pixels beyond the feather band are the
+//! model's. An outpaint's painted mask is its new border, so the original
+//! picture is kept exactly.
 
 use image::imageops::{self, FilterType};
 use image::{GrayImage, ImageBuffer, Pixel, RgbImage};
@@ -13,7 +20,7 @@ use crate::crop::{self, Context, Crop, Rect};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image_io;
-use crate::mask;
+use crate::mask::{self, Cover};
 use crate::model::CodeGrid;
 use crate::sampler::{ImageSettings, Prompter};
 use crate::tasks::Progress;
@@ -25,6 +32,7 @@ pub struct Inpaint<'a> {
     pub mask: &'a GrayImage,
     pub codes: Option<&'a CodeGrid>,
     pub grow: usize,
+    pub cover: Cover,
     pub feather: f32,
     pub context: Context,
     pub content: Option<Rect>,
@@ -38,14 +46,19 @@ pub fn crop_replicated<P: Pixel>(img: &ImageBuffer<P, Vec<P::Subpixel>>, r: Rect
     ImageBuffer::from_fn(r.w, r.h, |x, y| *img.get_pixel((r.x + x).min(w - 1), (r.y + y).min(h - 1)))
 }
 
-/// The cells a crop regenerates, on its working grid: mask average > 0.5 at
-/// working size, grown by `grow` cells, plus every cell that holds a pixel
-/// outside `content` (an outpaint border has nothing to keep). The Studio's
-/// overlay and the run both use this.
-pub fn crop_cells(mask: &GrayImage, c: &Crop, factor: usize, grow: usize, content: Option<Rect>) -> Result<(usize, usize, Vec<bool>)> {
+/// The cells a crop regenerates, on its working grid: those `cover`
+/// selects from the painted mask (mapped to working size), grown by `grow`
+/// cells, plus every cell that holds a pixel outside `content` (an outpaint
+/// border has nothing to keep). The Studio's overlay and the run both use this.
+pub fn crop_cells(mask: &GrayImage, c: &Crop, factor: usize, grow: usize, cover: Cover, content: Option<Rect>) -> Result<(usize, usize, Vec<bool>)> {
     let m = crop_replicated(mask, c.source);
-    let m = if c.native() { m } else { imageops::resize(&m, c.work_w, c.work_h, FilterType::Triangle) };
-    let (h, w, cells) = mask::cells_from_mask(&m, factor)?;
+    let (h, w, cells) = match cover {
+        Cover::Half => {
+            let m = if c.native() { m } else { imageops::resize(&m, c.work_w, c.work_h, FilterType::Triangle) };
+            mask::cells_from_mask(&m, factor)?
+        }
+        Cover::Any => touched_cells(&m, c, factor),
+    };
     let mut cells = mask::grow(&cells, h, w, grow);
     if let Some(k) = content {
         let (sx, sy) = (c.source.w as f64 / c.work_w as f64, c.source.h as f64 / c.work_h as f64);
@@ -65,6 +78,43 @@ pub fn crop_cells(mask: &GrayImage, c: &Crop, factor: usize, grow: usize, conten
         }
     }
     Ok((h, w, cells))
+}
+
+/// The working cells holding at least one painted pixel of `m` (the crop's
+/// source, `c.source` sized): a source pixel spans `work / source` working
+/// pixels, so it may touch several cells when enlarged.
+fn touched_cells(m: &GrayImage, c: &Crop, factor: usize) -> (usize, usize, Vec<bool>) {
+    let (h, w) = (c.work_h as usize / factor, c.work_w as usize / factor);
+    let mut cells = vec![false; h * w];
+    let (sw, sh) = (c.source.w as u64, c.source.h as u64);
+    let (ww, wh) = (c.work_w as u64, c.work_h as u64);
+    // the cells a source span [p, p + 1) covers along one axis
+    let span = |p: u64, src: u64, work: u64, n: usize| {
+        let a = (p * work / src) as usize / factor;
+        let b = (((p + 1) * work).div_ceil(src) as usize).saturating_sub(1) / factor;
+        (a.min(n - 1), b.min(n - 1))
+    };
+    for (y, row) in m.as_raw().chunks_exact(sw as usize).enumerate() {
+        let mut x = 0;
+        while x < row.len() {
+            if row[x] <= mask::PAINTED_ABOVE {
+                x += 1;
+                continue;
+            }
+            // a painted run: its cells in one go
+            let x0 = x;
+            while x < row.len() && row[x] > mask::PAINTED_ABOVE {
+                x += 1;
+            }
+            let (c0, _) = span(x0 as u64, sw, ww, w);
+            let (_, c1) = span(x as u64 - 1, sw, ww, w);
+            let (r0, r1) = span(y as u64, sh, wh, h);
+            for r in r0..=r1 {
+                cells[r * w + c0..=r * w + c1].fill(true);
+            }
+        }
+    }
+    (h, w, cells)
 }
 
 /// The crops an inpaint of `mask` will run (what the CLI prints before it starts).
@@ -126,16 +176,17 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
     // every crop's cells first: a mask that selects nothing fails before any model work
     let mut planned = Vec::with_capacity(crops.len());
     for c in &crops {
-        let (h, w, cells) = crop_cells(m, c, factor, job.grow, job.content)?;
+        let (h, w, cells) = crop_cells(m, c, factor, job.grow, job.cover, job.content)?;
         if cells.iter().any(|&x| x) {
             planned.push((*c, h, w, cells));
         }
     }
     if planned.is_empty() {
-        return Err(Error::invalid(
-            "the mask selects no token cell: paint over more than half of a cell, or grow the region; \
-             masks are read by their alpha when they have transparency (opaque = regenerate), else by brightness (white = regenerate)",
-        ));
+        return Err(Error::invalid(format!(
+            "the mask selects no token cell: with --cover half a cell regenerates only when more than half of it is painted; \
+             paint more, or use --cover any (every cell the paint touches; only painted pixels change either way). {}",
+            image_io::MASK_RULE
+        )));
     }
     let prompter = Prompter::new(&engine.tokenizer, engine.special);
     let mut out = image.clone();
@@ -154,20 +205,22 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
             None => engine.vq.encode(&image_io::to_rgb(&work))?,
         };
         let region = mask::cells_to_pixels(cells, *h, *w, factor);
+        // what is pasted back: the painted pixels of the regenerated cells
+        let painted = crop_replicated(m, c.source);
         let layout = prompter.inpaint(job.prompt, &grid, cells)?;
         super::budget::check_image(engine, &layout, job.settings, &format!("the retouch crop at {}x{}", c.work_w, c.work_h))?;
         let place = Placement { at: c.source, index: k, count: n };
         let result = sample_with_previews(engine, &layout, job.settings, Some((&work, &region)), Some(place), progress)?;
         let decoded = image_io::from_rgb(&engine.vq.decode(&result)?);
         if c.native() {
-            composite_at(&mut out, (c.source.x, c.source.y), &decoded, &region, job.feather);
+            composite_at(&mut out, (c.source.x, c.source.y), &decoded, &painted_in(&painted, &region), job.feather);
             if let Some(all) = codes.as_mut() {
                 put_grid(all, &result, c, f);
             }
         } else {
             let back = imageops::resize(&decoded, c.source.w, c.source.h, FilterType::CatmullRom);
             let region = imageops::resize(&region, c.source.w, c.source.h, FilterType::Nearest);
-            composite_at(&mut out, (c.source.x, c.source.y), &back, &region, job.feather);
+            composite_at(&mut out, (c.source.x, c.source.y), &back, &painted_in(&painted, &region), job.feather);
         }
         // a whole-image native run leaves the model's codes of the padded image
         if codes.is_none() && all_native && n == 1 && (c.source.x, c.source.y) == (0, 0) {
@@ -178,6 +231,17 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
         }
     }
     Ok(Inpainted { image: out, codes: codes.filter(|_| all_native), crops: planned.into_iter().map(|p| p.0).collect() })
+}
+
+/// The painted pixels (255) that lie in regenerated cells (`region`, same
+/// size): with [`Cover::Any`] every painted pixel; with `Half` a stroke in a
+/// cell under half painted stays as it was, as the model never redrew it.
+fn painted_in(painted: &GrayImage, region: &GrayImage) -> GrayImage {
+    let mut out = painted.clone();
+    for (o, r) in out.iter_mut().zip(region.iter()) {
+        *o = if *o > mask::PAINTED_ABOVE && *r > mask::PAINTED_ABOVE { 255 } else { 0 };
+    }
+    out
 }
 
 fn sub_grid(all: &CodeGrid, c: &Crop, f: u32) -> CodeGrid {

@@ -14,6 +14,7 @@ use crate::crop::{Context, Crop, Rect};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image_io::{self, Fit};
+pub use crate::mask::Cover;
 use crate::model::CodeGrid;
 use crate::sampler::{self, Control, ImageSettings, Prompter, TextSettings};
 
@@ -37,7 +38,9 @@ pub enum FitMode {
 pub enum Job {
     Generate { prompt: String, width: usize, height: usize, settings: ImageSettings },
     /// Regenerates the white part of `mask` (same size as `image`) on context
-    /// crops at the model's working size (see [`crate::crop`]). `codes`: the
+    /// crops at the model's working size (see [`crate::crop`]): the cells
+    /// `cover` selects run, only the painted pixels change (see
+    /// [`inpaint`]). `codes`: the
     /// image's own codes when the model made it, so kept cells need no VQ
     /// round trip. `content`: where the image has pixels (an outpaint's
     /// input); every cell reaching past it regenerates.
@@ -47,6 +50,7 @@ pub enum Job {
         mask: GrayImage,
         codes: Option<CodeGrid>,
         grow: usize,
+        cover: Cover,
         feather: f32,
         context: Context,
         content: Option<Rect>,
@@ -60,6 +64,8 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self {
             Job::Generate { .. } => "generate",
+            // an outpaint is an inpaint of its extended canvas; its result says which it was
+            Job::Inpaint { content: Some(_), .. } => "outpaint",
             Job::Inpaint { .. } => "inpaint",
             Job::Edit { .. } => "edit",
             Job::Ask { .. } => "ask",
@@ -236,8 +242,8 @@ pub fn parameters_text(engine: &Engine, job: &Job, width: usize, height: usize, 
     if (work.width as usize, work.height as usize) != (width, height) || !work.crops.is_empty() {
         t += &format!(", Working size: {}x{}", work.width, work.height);
     }
-    if let Job::Inpaint { context, .. } = job {
-        t += &format!(", Context: {context}");
+    if let Job::Inpaint { context, cover, .. } = job {
+        t += &format!(", Context: {context}, Cover: {cover}");
     }
     for (i, c) in work.crops.iter().enumerate() {
         let r = c.source;
@@ -264,13 +270,14 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             let work = Work { crops: Vec::new(), width: *width as u32, height: *height as u32 };
             Ok(Output::Image { parameters: parameters_text(engine, job, *width, *height, &work), image, codes: Some(codes), work })
         }
-        Job::Inpaint { prompt, image, mask: m, codes, grow, feather, context, content, settings } => {
+        Job::Inpaint { prompt, image, mask: m, codes, grow, cover, feather, context, content, settings } => {
             let req = inpaint::Inpaint {
                 prompt,
                 image,
                 mask: m,
                 codes: codes.as_ref(),
                 grow: *grow,
+                cover: *cover,
                 feather: *feather,
                 context: *context,
                 content: *content,

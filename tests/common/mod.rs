@@ -94,6 +94,7 @@ pub fn golden_inpaint_job() -> unmask::tasks::Job {
         mask: unmask::image_io::open(&self::case("mask.png")).unwrap().to_luma8(),
         codes: None,
         grow: 0,
+        cover: unmask::tasks::Cover::Half,
         feather: 0.0,
         context: unmask::crop::Context::Whole,
         content: None,

@@ -217,6 +217,22 @@ impl Document {
     }
 }
 
+/// Borders (left, right, top, bottom) that bring `w x h` to aspect `aw:ah`
+/// by growing one dimension, split evenly.
+pub fn aspect_borders(w: u32, h: u32, aw: u32, ah: u32) -> (u32, u32, u32, u32) {
+    let (w64, h64, aw, ah) = (w as u64, h as u64, aw.max(1) as u64, ah.max(1) as u64);
+    if w64 * ah < h64 * aw {
+        // too narrow: widen
+        let nw = (h64 * aw).div_ceil(ah);
+        let add = (nw - w64) as u32;
+        (add / 2, add - add / 2, 0, 0)
+    } else {
+        let nh = (w64 * ah).div_ceil(aw);
+        let add = (nh - h64) as u32;
+        (0, 0, add / 2, add - add / 2)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Largest image side (and canvas border), as a flag's bound.
+const MAX_SIDE: u64 = unmask::image_io::MAX_SIDE as u64;
+
 #[derive(Parser)]
 #[command(name = "unmask", version, about = "Lumina-DiMOO image generation, retouching, editing and understanding")]
 pub struct Cli {
@@ -57,9 +60,9 @@ pub enum Command {
         #[arg(long)]
         prompt: String,
         /// Width in pixels (multiple of the VQ factor); default from the bundle, else 1024
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(1, MAX_SIDE, "pixels"))]
         width: Option<usize>,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(1, MAX_SIDE, "pixels"))]
         height: Option<usize>,
         #[command(flatten)]
         sampling: SamplingArgs,
@@ -83,8 +86,12 @@ pub enum Command {
         #[arg(long)]
         tokens: Option<PathBuf>,
         /// Grow the region by this many token cells
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<usize>(0, MAX_SIDE, "token cells"))]
         grow: usize,
+        /// Which token cells regenerate: any (every cell the paint touches) or half
+        /// (cells more than half painted, the release's rule); only painted pixels change either way
+        #[arg(long, default_value = "any")]
+        cover: unmask::tasks::Cover,
         #[command(flatten)]
         retouch: RetouchArgs,
         #[command(flatten)]
@@ -103,16 +110,16 @@ pub enum Command {
         #[arg(long)]
         image: PathBuf,
         /// Pixels to add on the left
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<u32>(0, MAX_SIDE, "pixels"))]
         left: u32,
         /// Pixels to add on the right
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<u32>(0, MAX_SIDE, "pixels"))]
         right: u32,
         /// Pixels to add at the top
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<u32>(0, MAX_SIDE, "pixels"))]
         top: u32,
         /// Pixels to add at the bottom
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<u32>(0, MAX_SIDE, "pixels"))]
         bottom: u32,
         #[command(flatten)]
         retouch: RetouchArgs,
@@ -151,17 +158,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = FitArg::Auto)]
         fit: FitArg,
         /// Answer positions (default from the bundle, else 64)
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
         gen_length: Option<usize>,
         /// Block length of the text sampler (default: the whole answer, at most 32)
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
         block_length: Option<usize>,
         /// Text sampler steps (default: one per answer position)
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
         steps: Option<usize>,
         #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         temperature: f32,
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<u64>(0, u64::MAX, ""))]
         seed: u64,
         /// The text cache: faster, approximate (a block's later steps reuse the
         /// image's and prompt's K/V from its first step)
@@ -179,9 +186,9 @@ pub enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Width in pixels (default: the bundle's, else 1024)
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(1, MAX_SIDE, "pixels"))]
         width: Option<usize>,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(1, MAX_SIDE, "pixels"))]
         height: Option<usize>,
         /// Text guidance (default 4); 0 runs one branch
         #[arg(long, allow_negative_numbers = true)]
@@ -223,7 +230,7 @@ pub enum Command {
         token: Option<String>,
         /// Seconds the hub may send nothing before the transfer fails (what
         /// arrived is kept for a rerun)
-        #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        #[arg(long, value_name = "SECS", default_value_t = 60, allow_negative_numbers = true, value_parser = whole::<u64>(1, 86_400, "seconds"))]
         timeout: u64,
     },
     /// Write a quantized copy of a bundle (GGUF projections; VQ-VAE, tokenizer and configs copied)
@@ -261,9 +268,9 @@ pub enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Scenes to draw (each runs every task once)
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
         n: usize,
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = whole::<u64>(0, u64::MAX, ""))]
         seed: u64,
     },
 }
@@ -272,16 +279,16 @@ pub enum Command {
 #[derive(Args)]
 pub struct ServeBounds {
     /// Seconds a request's headers may take; over it the connection is closed [default: 10]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = whole::<u64>(0, u64::MAX, ""))]
     pub header_timeout: Option<u64>,
     /// Seconds a request's body may take after its headers; over it, 408 and closed [default: 120]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = whole::<u64>(0, u64::MAX, ""))]
     pub body_timeout: Option<u64>,
     /// Open connections in all (job streams included); more are refused with 503 [default: 64]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
     pub max_connections: Option<usize>,
     /// Open connections from one client address (behind a proxy, the proxy's) [default: 8]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
     pub max_connections_per_client: Option<usize>,
 }
 
@@ -321,6 +328,52 @@ pub struct RetouchArgs {
     pub context: unmask::crop::Context,
 }
 
+/// A whole-number flag that reads a negative number as its value (not as
+/// flags), so the message names the flag and the value: `--width -48: use a
+/// whole number from 1 to 16384`.
+#[derive(Clone, Copy)]
+pub struct Whole<T> {
+    min: u64,
+    max: u64,
+    unit: &'static str,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// Values of `min..=max` (in `unit`, "" for a plain count) of type `T`.
+pub fn whole<T>(min: u64, max: u64, unit: &'static str) -> Whole<T> {
+    Whole { min, max, unit, _t: std::marker::PhantomData }
+}
+
+impl<T: TryFrom<u64> + Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Whole<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<T, clap::Error> {
+        let flag = arg.and_then(|a| a.get_long()).map(|l| format!("--{l}")).unwrap_or_else(|| "a value".into());
+        let text = value.to_string_lossy();
+        let unit = if self.unit.is_empty() { String::new() } else { format!(" {}", self.unit) };
+        let range = if self.max == u64::MAX {
+            format!("use a whole number, {} or more", self.min)
+        } else {
+            format!("use a whole number from {} to {}{unit}", self.min, self.max)
+        };
+        let fail = |why: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{flag} {text}: {why}\n")).with_cmd(cmd);
+        let t = text.trim();
+        let v: u64 = match t.parse::<u64>() {
+            Ok(v) => v,
+            Err(_) => match t.parse::<f64>() {
+                Ok(x) if t.starts_with('-') && !x.is_nan() => return Err(fail(format!("a negative number; {range}"))),
+                Ok(x) if x.is_finite() && x.fract() == 0.0 && x > 0.0 => x.min(u64::MAX as f64) as u64,
+                Ok(_) => return Err(fail(format!("not a whole number; {range}"))),
+                Err(_) => return Err(fail(format!("not a number; {range}"))),
+            },
+        };
+        if !(self.min..=self.max).contains(&v) {
+            return Err(fail(if self.max == u64::MAX { range } else { format!("must be between {} and {}{unit}", self.min, self.max) }));
+        }
+        T::try_from(v).map_err(|_| fail("too large for this machine".into()))
+    }
+}
+
 fn parse_context(s: &str) -> Result<unmask::crop::Context, String> {
     use unmask::crop::Context;
     match s.trim() {
@@ -337,7 +390,7 @@ fn parse_context(s: &str) -> Result<unmask::crop::Context, String> {
 #[derive(Args)]
 pub struct SamplingArgs {
     /// Sampling steps (default from the bundle, else 64)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
     pub steps: Option<usize>,
     /// Text guidance scale (default 4; edit 2.5), 0 to 50
     #[arg(long, allow_negative_numbers = true)]
@@ -349,7 +402,7 @@ pub struct SamplingArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Random seed (default: a fresh one, printed)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<u64>(0, u64::MAX, ""))]
     pub seed: Option<u64>,
     /// Turn on the ML-Cache
     #[arg(long)]
@@ -361,7 +414,7 @@ pub struct SamplingArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub warmup_ratio: Option<f64>,
     /// ML-Cache: full pass every this many steps (default 5; needs --cache)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>(0, u64::MAX, ""))]
     pub refresh_interval: Option<usize>,
 }
 

@@ -1,6 +1,7 @@
 //! `unmask`: every engine task from the shell.
 
 mod args;
+mod progress;
 mod run;
 mod runner;
 

@@ -4,18 +4,19 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use unmask::bundle::{default_model_dir, Bundle};
-use unmask::engine::{load_tokenizer, load_vq, DeviceChoice, Engine, ModelInfo};
+use unmask::bundle::Bundle;
+use unmask::engine::{load_tokenizer, load_vq, DeviceChoice, ModelInfo};
 use unmask::error::{Error, Result};
 use unmask::image_io::{self, Fit};
-use unmask::sampler::{CacheSettings, Control, ImageSettings, ImageStep, TextSettings, TextStep};
-use unmask::tasks::{self, checks, FitMode, Job, Output, Progress};
+use unmask::sampler::{CacheSettings, ImageSettings, TextSettings};
+use unmask::tasks::{self, checks, Cover, FitMode, Job, Output};
 use unmask::codes;
 use unmask::device_memory::Memory;
 use unmask::output;
 
 use crate::args::{Cli, Command, DtypeArg, FitArg, ModelArgs, OutArgs, SamplingArgs, ServeBounds};
-use crate::runner::Runner;
+use crate::progress::Bar;
+use crate::runner::{device, load, model_dir, Runner};
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -28,7 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval { model, n, seed } => eval(&model, n, seed),
         Command::Quantize { model, out, kind } => {
-            let kind = unmask::quantize::QuantType::parse(&kind)?;
+            let kind = unmask::quantize::QuantType::parse("--type", &kind)?;
             let r = unmask::quantize::quantize(&model_dir(&model)?, &out, kind)?;
             let types: Vec<String> = r.types.iter().map(|(t, n)| format!("{n} {t}")).collect();
             println!("{}", r.dir.display());
@@ -99,7 +100,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             finish_image(&runner, Job::Generate { prompt, width, height, settings }, &out)
         }
-        Command::Inpaint { model, remote, prompt, image, mask, tokens, grow, retouch, sampling, out } => {
+        Command::Inpaint { model, remote, prompt, image, mask, tokens, grow, cover, retouch, sampling, out } => {
             let runner = Runner::open(&model, &remote)?;
             let img = image_io::open_rgb(&image)?;
             let m = image_io::mask_of(&image_io::open(&mask)?);
@@ -107,7 +108,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let feather = feather_px(runner.info(), retouch.feather)?;
             let settings = image_settings(runner.info(), &sampling, false)?;
             let context = retouch.context;
-            let job = Job::Inpaint { prompt, image: img, mask: m, codes, grow, feather, context, content: None, settings };
+            let job = Job::Inpaint { prompt, image: img, mask: m, codes, grow, cover, feather, context, content: None, settings };
             announce_crops(&runner, &job, &out)?;
             finish_image(&runner, job, &out)
         }
@@ -119,7 +120,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let settings = image_settings(runner.info(), &sampling, false)?;
             let context = retouch.context;
             eprintln!("{}x{} px -> {}x{} px canvas", img.width(), img.height(), canvas.width(), canvas.height());
-            let job = Job::Inpaint { prompt, image: canvas, mask: m, codes: None, grow: 0, feather, context, content: Some(content), settings };
+            let job = Job::Inpaint { prompt, image: canvas, mask: m, codes: None, grow: 0, cover: Cover::Any, feather, context, content: Some(content), settings };
             announce_crops(&runner, &job, &out)?;
             finish_image(&runner, job, &out)
         }
@@ -186,7 +187,7 @@ fn plan_cmd(
     json: bool,
 ) -> Result<()> {
     use unmask::plan;
-    let mut quant = quant.map(unmask::quantize::QuantType::parse).transpose()?;
+    let mut quant = quant.map(|q| unmask::quantize::QuantType::parse("--quant", q)).transpose()?;
     let dtype_bytes = match dtype {
         DtypeArg::Bf16 => 2,
         DtypeArg::F32 => 4,
@@ -214,7 +215,12 @@ fn plan_cmd(
     let height = height.or(defaults.1).unwrap_or(1024);
     checks::side("--width", width, "", f)?;
     checks::side("--height", height, "", f)?;
+    let cfg_label = if cfg.is_some() { "--cfg" } else { "the bundle's default cfg" };
     let cfg = cfg.or(defaults.2).unwrap_or(4.0);
+    // the range a run accepts (ImageSettings::check): NaN, infinite or absurd guidance is refused here too
+    for (label, v) in [(cfg_label, cfg), ("--cfg-img", cfg_img)] {
+        guidance(label, v)?;
+    }
     let req = plan::Request {
         width,
         height,
@@ -244,6 +250,15 @@ fn plan_cmd(
         println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
     } else {
         println!("{}", p.table());
+    }
+    Ok(())
+}
+
+/// A guidance scale as a run accepts it: finite, 0 to [`MAX_GUIDANCE`](unmask::sampler::image::MAX_GUIDANCE).
+fn guidance(label: &str, v: f32) -> Result<()> {
+    let max = unmask::sampler::image::MAX_GUIDANCE;
+    if !v.is_finite() || !(0.0..=max).contains(&v) {
+        return Err(Error::invalid(format!("{label} {v:?}: use a number from 0 to {max}")));
     }
     Ok(())
 }
@@ -345,27 +360,6 @@ fn fit_mode(f: FitArg) -> FitMode {
         FitArg::Native => FitMode::Native,
         FitArg::Bucket => FitMode::Bucket,
     }
-}
-
-fn device(m: &ModelArgs) -> Result<DeviceChoice> {
-    match m.device.as_str() {
-        "auto" => Ok(DeviceChoice::Auto),
-        "cpu" => Ok(DeviceChoice::Cpu),
-        "cuda" => Ok(DeviceChoice::Cuda(0)),
-        other => Err(Error::invalid(format!("--device {other}: use cpu, cuda or auto"))),
-    }
-}
-
-fn model_dir(m: &ModelArgs) -> Result<PathBuf> {
-    match &m.model {
-        Some(p) => Ok(p.clone()),
-        None => default_model_dir()
-            .ok_or_else(|| Error::invalid("no --model given and the embedded model was not found: pass --model DIR")),
-    }
-}
-
-pub fn load(m: &ModelArgs) -> Result<Engine> {
-    Engine::load(model_dir(m)?, device(m)?)
 }
 
 fn image_settings(d: &ModelInfo, s: &SamplingArgs, edit: bool) -> Result<ImageSettings> {
@@ -476,36 +470,6 @@ fn check_outputs(out: &OutArgs) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar on stderr when it is a terminal. Ctrl-C ends the process;
-/// outputs are written atomically, so nothing is left half-written.
-pub struct Bar {
-    pub bar: ProgressBar,
-}
-
-impl Bar {
-    pub fn new(total: usize, what: &str) -> Self {
-        let bar = if std::io::stderr().is_terminal() { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template("{msg:10} [{bar:30}] {pos}/{len} steps, {elapsed} (eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_message(what.to_string());
-        Self { bar }
-    }
-}
-
-impl Control for Bar {
-    fn image_step(&mut self, s: &ImageStep<'_>) {
-        self.bar.set_position(s.step as u64 + 1);
-    }
-    fn text_step(&mut self, s: &TextStep<'_>) {
-        self.bar.set_position(s.step as u64 + 1);
-    }
-}
-
-impl Progress for Bar {}
-
 /// Reads every stored tensor, one at a time, and fails on the first value
 /// that is NaN or infinite, naming the file and tensor.
 fn verify_weights(m: &ModelArgs) -> Result<()> {
@@ -528,17 +492,7 @@ fn verify_weights(m: &ModelArgs) -> Result<()> {
             }
             continue;
         }
-        // SAFETY: read-only map of a file whose header was checked by Bundle::open
-        let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(file) }
-            .map_err(|e| Error::bundle(file, format!("cannot map: {e}")))?;
-        for (name, _) in st.tensors() {
-            let t = st.load(&name, &candle_core::Device::Cpu).map_err(|e| Error::bundle(file, format!("tensor `{name}`: {e}")))?;
-            let v = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::bundle(file, format!("tensor `{name}` holds {} at index {i}: the weights are damaged; download them again", v[i])));
-            }
-            n += v.len();
-        }
+        n += unmask::quantize::verify_safetensors(file)?;
     }
     println!("verified    {n} weights in {} file(s): all finite", files.len());
     Ok(())

@@ -1,7 +1,10 @@
 //! Where a task runs: the model loaded here, or `unmask serve` elsewhere
 //! (`--server`). Both take the same `Job` and give the same `Output`.
 
-use unmask::engine::{Engine, ModelInfo};
+use std::path::PathBuf;
+
+use unmask::bundle::default_model_dir;
+use unmask::engine::{DeviceChoice, Engine, ModelInfo};
 use unmask::error::{Error, Result};
 use unmask::remote::protocol::WireEvent;
 use unmask::remote::Client;
@@ -9,7 +12,7 @@ use unmask::tasks::{self, Job, Output};
 use unmask::worker::PreviewOptions;
 
 use crate::args::{ModelArgs, RemoteArgs};
-use crate::run::Bar;
+use crate::progress::Bar;
 
 pub enum Runner {
     Local(Box<Engine>),
@@ -22,7 +25,7 @@ impl Runner {
             if remote.token.is_some() || remote.token_file.is_some() {
                 return Err(Error::invalid("--token and --token-file are for --server: add --server URL, or drop them to run here"));
             }
-            return Ok(Runner::Local(Box::new(crate::run::load(model)?)));
+            return Ok(Runner::Local(Box::new(load(model)?)));
         };
         if model.model.is_some() {
             return Err(Error::invalid("--model and --server: with --server the server's model runs; drop one of them"));
@@ -74,4 +77,25 @@ impl Runner {
             }
         }
     }
+}
+
+pub fn device(m: &ModelArgs) -> Result<DeviceChoice> {
+    match m.device.as_str() {
+        "auto" => Ok(DeviceChoice::Auto),
+        "cpu" => Ok(DeviceChoice::Cpu),
+        "cuda" => Ok(DeviceChoice::Cuda(0)),
+        other => Err(Error::invalid(format!("--device {other}: use cpu, cuda or auto"))),
+    }
+}
+
+pub fn model_dir(m: &ModelArgs) -> Result<PathBuf> {
+    match &m.model {
+        Some(p) => Ok(p.clone()),
+        None => default_model_dir()
+            .ok_or_else(|| Error::invalid("no --model given and the embedded model was not found: pass --model DIR")),
+    }
+}
+
+pub fn load(m: &ModelArgs) -> Result<Engine> {
+    Engine::load(model_dir(m)?, device(m)?)
 }

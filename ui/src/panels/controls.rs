@@ -1,0 +1,190 @@
+//! The side panel: the mode tabs (Retouch, Sketch, Ask) with each mode's
+//! controls, the run button and progress, and the sampling settings.
+
+use egui::RichText;
+
+use crate::mask_paint;
+use crate::studio::{Mode, Studio, Tool};
+
+impl Studio {
+    pub(crate) fn controls(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.mode, Mode::Retouch, "Retouch");
+            ui.selectable_value(&mut self.mode, Mode::Sketch, "Sketch");
+            ui.selectable_value(&mut self.mode, Mode::Ask, "Ask");
+        });
+        ui.separator();
+        match self.mode {
+            Mode::Retouch => self.retouch_controls(ui),
+            Mode::Sketch => self.sketch_controls(ui),
+            Mode::Ask => self.ask_controls(ui),
+        }
+        ui.separator();
+        self.run_controls(ui);
+        if self.mode != Mode::Ask {
+            ui.separator();
+            self.sampling_controls(ui);
+        }
+    }
+
+    fn retouch_controls(&mut self, ui: &mut egui::Ui) {
+        ui.label("Paint over what should change, then say what it becomes. With no mask the prompt is an edit instruction for the whole image.");
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tool, Tool::Brush, "Brush");
+            ui.selectable_value(&mut self.tool, Tool::Eraser, "Eraser");
+            ui.selectable_value(&mut self.tool, Tool::Rectangle, "Rectangle");
+            ui.selectable_value(&mut self.tool, Tool::Lasso, "Lasso");
+        });
+        ui.add(egui::Slider::new(&mut self.settings.brush_size, 1.0..=512.0).logarithmic(true).fixed_decimals(0).text("brush ([ ])"));
+        ui.horizontal(|ui| {
+            if ui.button("Invert").clicked() {
+                self.edit_mask(mask_paint::invert);
+            }
+            if ui.button("Clear mask").clicked() {
+                self.edit_mask(mask_paint::clear);
+            }
+            ui.checkbox(&mut self.settings.show_cells, "cells");
+        });
+        ui.add(egui::Slider::new(&mut self.settings.grow, 0..=8).text("grow (cells)"));
+        ui.add(egui::Slider::new(&mut self.settings.feather, 0.0..=64.0).text("feather (px)"));
+        self.context_controls(ui);
+        ui.collapsing("Extend canvas", |ui| self.extend_controls(ui));
+        ui.label("Prompt");
+        ui.add(egui::TextEdit::multiline(&mut self.prompt).desired_rows(3).hint_text("a large red circle"));
+    }
+
+    /// What the model sees around the mask: the crop box on the canvas follows.
+    fn context_controls(&mut self, ui: &mut egui::Ui) {
+        use unmask::crop::Context;
+        ui.horizontal(|ui| {
+            ui.label("context");
+            let c = &mut self.settings.context;
+            if ui.selectable_label(*c == Context::Auto, "auto").on_hover_text("about the region's own size on each side").clicked() {
+                *c = Context::Auto;
+            }
+            if ui.selectable_label(matches!(c, Context::Margin(_)), "margin").clicked() && !matches!(c, Context::Margin(_)) {
+                *c = Context::Margin(128);
+            }
+            if ui.selectable_label(*c == Context::Whole, "whole image").clicked() {
+                *c = Context::Whole;
+            }
+        });
+        if let unmask::crop::Context::Margin(m) = &mut self.settings.context {
+            ui.add(egui::Slider::new(m, 0..=2048).logarithmic(true).text("margin (px)"));
+        }
+    }
+
+    fn extend_controls(&mut self, ui: &mut egui::Ui) {
+        ui.label("Add a border for the model to fill (it becomes the mask).");
+        let b = &mut self.extend_by;
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut b[0]).range(0..=4096).prefix("left "));
+            ui.add(egui::DragValue::new(&mut b[1]).range(0..=4096).prefix("right "));
+        });
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut b[2]).range(0..=4096).prefix("top "));
+            ui.add(egui::DragValue::new(&mut b[3]).range(0..=4096).prefix("bottom "));
+        });
+        let [l, r, t, bo] = *b;
+        if ui.add_enabled(self.doc.is_some() && self.run.is_none(), egui::Button::new("Extend")).clicked() {
+            self.extend_canvas(l, r, t, bo);
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.label("to aspect");
+            for (name, aw, ah) in [("1:1", 1, 1), ("4:3", 4, 3), ("3:2", 3, 2), ("16:9", 16, 9), ("9:16", 9, 16)] {
+                if ui.add_enabled(self.doc.is_some() && self.run.is_none(), egui::Button::new(name)).clicked() {
+                    self.extend_to_aspect(aw, ah);
+                }
+            }
+        });
+    }
+
+    fn sketch_controls(&mut self, ui: &mut egui::Ui) {
+        ui.label("Describe an image to sketch.");
+        ui.add(egui::TextEdit::multiline(&mut self.prompt).desired_rows(3).hint_text("a large red circle in the center"));
+        let f = self.model_info().map(|i| i.vq_factor).unwrap_or(16);
+        let base = self.model_info().and_then(|i| i.default_width).unwrap_or(1024);
+        ui.horizontal_wrapped(|ui| {
+            for (name, rw, rh) in [("1:1", 1, 1), ("4:3", 4, 3), ("3:4", 3, 4), ("16:9", 16, 9)] {
+                if ui.button(name).clicked() {
+                    // same area as the model's native square, sides on the VQ grid
+                    let area = (base * base) as f64;
+                    let h = (area * rh as f64 / rw as f64).sqrt();
+                    let w = h * rw as f64 / rh as f64;
+                    self.settings.sketch_width = ((w / f as f64).round() as usize).max(1) * f;
+                    self.settings.sketch_height = ((h / f as f64).round() as usize).max(1) * f;
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut self.settings.sketch_width).range(f..=4096).speed(f as f64).prefix("w "));
+            ui.add(egui::DragValue::new(&mut self.settings.sketch_height).range(f..=4096).speed(f as f64).prefix("h "));
+        });
+        let (w, h) = self.sketch_size();
+        ui.label(format!("{w} x {h} px"));
+        // before the run, not after it fails: the engine would refuse it too
+        let branches = 1 + usize::from(self.settings.cfg > 0.0);
+        // this machine's memory (the GPU's on CUDA); a server checks its own
+        let here = self.model_info().filter(|_| self.server().is_none());
+        if let Some(warn) = here.and_then(|i| unmask::tasks::budget::warning(i, w, h, branches, self.settings.cache)) {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Won't fit: {warn}"));
+        }
+    }
+
+    fn ask_controls(&mut self, ui: &mut egui::Ui) {
+        ui.label("Ask about the image on the canvas.");
+        for t in &self.chat {
+            ui.label(RichText::new(format!("Q: {}", t.question)).strong());
+            ui.label(format!("A: {}", t.shown_answer()));
+        }
+        let r = ui.add(egui::TextEdit::singleline(&mut self.question).hint_text("what color is the circle?"));
+        if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            self.start_ask();
+        }
+    }
+
+    fn run_controls(&mut self, ui: &mut egui::Ui) {
+        if let Some(run) = &self.run {
+            let frac = if run.total > 0 { run.step as f32 / run.total as f32 } else { 0.0 };
+            let eta = run.eta().map(|s| format!(", about {s:.0} s left")).unwrap_or_default();
+            let jobs = if run.jobs.len() > 1 { format!(" (variant {}/{})", run.finished + 1, run.jobs.len()) } else { String::new() };
+            ui.add(egui::ProgressBar::new(frac).text(format!("step {}/{}{jobs}{eta}", run.step, run.total)));
+            if ui.button("Cancel  (Esc)").clicked() {
+                self.cancel();
+            }
+        } else {
+            let label = match self.mode {
+                Mode::Retouch if self.doc.as_ref().is_some_and(|d| d.mask_is_empty()) => "Run edit",
+                Mode::Retouch => "Run retouch",
+                Mode::Sketch => "Run sketch",
+                Mode::Ask => "Send question",
+            };
+            let enabled = self.model_info().is_some();
+            if ui.add_enabled(enabled, egui::Button::new(RichText::new(label).strong()).min_size(egui::vec2(120.0, 28.0))).clicked() {
+                self.start();
+            }
+        }
+        if !self.variants.is_empty() && self.run.is_none() {
+            ui.label("Pick a variant (see the strip below)");
+        }
+    }
+
+    fn sampling_controls(&mut self, ui: &mut egui::Ui) {
+        let s = &mut self.settings;
+        ui.add(egui::Slider::new(&mut s.steps, 1..=128).text("steps"));
+        ui.add(egui::Slider::new(&mut s.cfg, 0.0..=10.0).text("guidance"));
+        ui.add(egui::Slider::new(&mut s.cfg_img, 0.0..=10.0).text("image guidance (edit)"));
+        ui.add(egui::Slider::new(&mut s.temperature, 0.0..=2.0).text("temperature"));
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut s.random_seed, "random seed");
+            ui.add_enabled(!s.random_seed, egui::DragValue::new(&mut s.seed).prefix("seed "));
+        });
+        ui.add(egui::Slider::new(&mut s.variants, 1..=8).text("variants"));
+        ui.collapsing("ML-Cache", |ui| {
+            ui.checkbox(&mut s.cache, "on (faster, approximate)");
+            ui.add(egui::Slider::new(&mut s.cache_ratio, 0.5..=0.99).text("cache ratio"));
+            ui.add(egui::Slider::new(&mut s.warmup_ratio, 0.0..=0.9).text("warm-up ratio"));
+            ui.add(egui::Slider::new(&mut s.refresh_interval, 1..=20).text("refresh interval"));
+        });
+    }
+}
