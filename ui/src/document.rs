@@ -1,5 +1,6 @@
 //! The open image and everything a user can lose: its versions (the history
-//! strip), the painted mask, and the undo/redo stack over both. Pure state.
+//! strip), the painted mask, the undo/redo stack over both, and the Ask
+//! questions asked about it. Pure state.
 
 use std::path::PathBuf;
 
@@ -31,6 +32,35 @@ impl Version {
     }
 }
 
+/// One question of the Ask history and its answer. Kept per document: an
+/// answer is about that document's image, never another tab's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatTurn {
+    pub question: String,
+    pub answer: String,
+    /// The run ended (answered, failed or cancelled)
+    pub done: bool,
+    /// The model's answer arrived (it may be empty)
+    pub answered: bool,
+}
+
+impl ChatTurn {
+    /// What the Ask panel shows after "A:".
+    pub fn shown_answer(&self) -> String {
+        if !self.done {
+            if self.answer.is_empty() { "...".into() } else { self.answer.replace('\u{FFFD}', "?") }
+        } else if !self.answered {
+            "(no answer: the run did not finish)".into()
+        } else if self.answer.trim().is_empty() {
+            // a question form the model never learnt; say so rather than show nothing
+            "(no answer: the model may not know this kind of question; its model card lists the ones it does)".into()
+        } else {
+            // model text can hold undecodable bytes; show them as '?'
+            self.answer.replace('\u{FFFD}', "?")
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Action {
     /// A mask edit; holds the mask before it.
@@ -55,6 +85,13 @@ pub struct Document {
     redo: Vec<Action>,
     /// Changes since the last save.
     pub dirty: bool,
+    /// The file this document was last saved to (Save proposes it again;
+    /// `path` alone may be the photo it was opened from, never overwritten).
+    pub saved_to: Option<PathBuf>,
+    /// The Ask history about this document. While the document is the open
+    /// one it lives in `Studio::chat` (the Ask panel reads it there) and this
+    /// is empty; it moves back here when another document is opened.
+    pub chat: Vec<ChatTurn>,
     /// Bumped on every change so views know to refresh textures.
     pub revision: u64,
     empty_cache: std::cell::Cell<(u64, bool)>,
@@ -72,6 +109,8 @@ impl Document {
             undo: Vec::new(),
             redo: Vec::new(),
             dirty: false,
+            saved_to: None,
+            chat: Vec::new(),
             revision: 0,
             empty_cache: std::cell::Cell::new((u64::MAX, true)),
         }

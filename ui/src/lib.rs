@@ -17,4 +17,4 @@ pub mod settings;
 pub mod studio;
 mod viewport;
 
-pub use studio::{Mode, Studio, StudioOptions, Tool};
+pub use studio::{Mode, PathKind, Studio, StudioOptions, Tool};

@@ -141,6 +141,29 @@ pub struct Known {
     pub origin: &'static str,
 }
 
+/// A bundle's size on disk (every file of its folder), the one figure the
+/// Studio shows for a model's size: the Model menu and the status bar alike.
+pub fn bundle_bytes(dir: &Path) -> u64 {
+    folder_bytes(dir)
+}
+
+/// How the Studio writes a model's size ([`bundle_bytes`]): one function, so
+/// the menu and the status bar never disagree in units or rounding.
+pub fn size_text(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let b = bytes as f64;
+    if bytes >= 1 << 30 {
+        unmask::limits::gib(bytes)
+    } else if b >= 100.0 * MIB {
+        format!("{:.0} MiB", b / MIB)
+    } else if b >= MIB / 10.0 {
+        // small bundles (the embedded model): a tenth of a MiB, not a floor to whole ones
+        format!("{:.1} MiB", b / MIB)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
+}
+
 fn folder_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .into_iter()
@@ -180,7 +203,7 @@ pub fn known(opened: &[PathBuf]) -> Vec<Known> {
             Some(q) => format!("{q} (GGUF)"),
             None => b.stored_dtype(),
         };
-        out.push(Known { name: b.name(), bytes: folder_bytes(&dir), kind, origin, dir });
+        out.push(Known { name: b.name(), bytes: bundle_bytes(&dir), kind, origin, dir });
     }
     out
 }

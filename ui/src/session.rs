@@ -1,6 +1,8 @@
 //! The Studio's session on disk, so a crash or a kill loses no work: every
 //! open document with its versions (PNG with `parameters`, their codes and
-//! settings) and its mask. A background thread writes it as it changes (a
+//! settings), its mask and its Ask history, and the Retouch and Sketch
+//! prompts. Fields added since the first format have serde defaults, so an
+//! older session still restores. A background thread writes it as it changes (a
 //! 24 MP PNG takes a second to encode: never on the UI thread); the index is
 //! written last, atomically, and names only files already complete, so a
 //! session killed mid-write restores to the last complete state. A clean exit
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use unmask::crop::Rect;
 use unmask::model::CodeGrid;
 
-use crate::document::{Document, Version};
+use crate::document::{ChatTurn, Document, Version};
 
 const INDEX: &str = "session.json";
 
@@ -30,6 +32,13 @@ struct VersionEntry {
     content: Option<Rect>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ChatEntry {
+    question: String,
+    answer: String,
+    answered: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DocEntry {
     path: Option<PathBuf>,
@@ -37,23 +46,39 @@ struct DocEntry {
     dirty: bool,
     mask: String,
     versions: Vec<VersionEntry>,
+    #[serde(default)]
+    saved_to: Option<PathBuf>,
+    #[serde(default)]
+    chat: Vec<ChatEntry>,
+}
+
+/// The prompts of Retouch and Sketch (each mode keeps its own).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prompts {
+    pub retouch: String,
+    pub sketch: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Index {
     /// The open document is the last one.
     documents: Vec<DocEntry>,
+    #[serde(default)]
+    prompts: Prompts,
 }
 
 /// What one save writes: each document's versions (shared, never copied
 /// twice: versions do not change once made) and mask.
 struct Snapshot {
     docs: Vec<DocSnap>,
+    prompts: Prompts,
 }
 
 struct DocSnap {
     key: String,
     path: Option<PathBuf>,
+    saved_to: Option<PathBuf>,
+    chat: Vec<ChatEntry>,
     current: usize,
     dirty: bool,
     mask: GrayImage,
@@ -66,8 +91,9 @@ pub struct SessionWriter {
     dir: PathBuf,
     tx: Option<Sender<Snapshot>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// (document id, revision, versions) last sent, to skip unchanged saves.
-    last: Vec<(u64, u64, usize, usize)>,
+    /// What was last sent, to skip unchanged saves: per document (id,
+    /// revision, versions, current, questions, last answered), and the prompts.
+    last: (Vec<(u64, u64, usize, usize, usize, bool)>, Prompts),
     /// Set by the thread when a write failed (shown once by the Studio).
     pub error: Arc<Mutex<Option<String>>>,
     /// Images already handed to the thread, by buffer address: sent once.
@@ -87,22 +113,24 @@ impl SessionWriter {
         let thread = std::thread::Builder::new().name("unmask-session".into()).spawn(move || write_loop(&d, rx, &e, &w)).ok();
         // file names carry this run's start, so a restored session's files never collide with new ones
         let session = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0));
-        Self { dir, tx: Some(tx), thread, last: Vec::new(), error, shared: Default::default(), written, sent: 0, session }
+        Self { dir, tx: Some(tx), thread, last: Default::default(), error, shared: Default::default(), written, sent: 0, session }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Queues a save when anything changed since the last one.
-    pub fn save(&mut self, docs: &[&Document]) {
-        let state: Vec<_> = docs.iter().map(|d| (d.id, d.revision, d.versions.len(), d.current)).collect();
-        if state == self.last {
+    /// Queues a save when anything changed since the last one: each
+    /// document with its Ask history (the open one's is not in the document
+    /// itself, see `Document::chat`), and the prompts.
+    pub fn save(&mut self, docs: &[(&Document, &[ChatTurn])], prompts: &Prompts) {
+        let state: Vec<_> = docs.iter().map(|(d, c)| (d.id, d.revision, d.versions.len(), d.current, c.len(), c.last().is_some_and(|t| t.done))).collect();
+        if state == self.last.0 && *prompts == self.last.1 {
             return;
         }
-        self.last = state;
+        self.last = (state, prompts.clone());
         let mut snaps = Vec::new();
-        for d in docs {
+        for (d, chat) in docs {
             let versions = d
                 .versions
                 .iter()
@@ -115,6 +143,9 @@ impl SessionWriter {
             snaps.push(DocSnap {
                 key: format!("{}-{}", self.session, d.id),
                 path: d.path.clone(),
+                saved_to: d.saved_to.clone(),
+                // a question still being answered comes back unanswered
+                chat: chat.iter().map(|t| ChatEntry { question: t.question.clone(), answer: t.answer.clone(), answered: t.answered }).collect(),
                 current: d.current,
                 dirty: d.dirty,
                 mask: d.mask.clone(),
@@ -123,10 +154,10 @@ impl SessionWriter {
             });
         }
         // images of closed documents are released
-        let live: std::collections::HashSet<usize> = docs.iter().flat_map(|d| d.versions.iter().map(|v| v.image.as_ptr() as usize)).collect();
+        let live: std::collections::HashSet<usize> = docs.iter().flat_map(|(d, _)| d.versions.iter().map(|v| v.image.as_ptr() as usize)).collect();
         self.shared.retain(|k, _| live.contains(k));
         if let Some(tx) = &self.tx {
-            if tx.send(Snapshot { docs: snaps }).is_ok() {
+            if tx.send(Snapshot { docs: snaps, prompts: prompts.clone() }).is_ok() {
                 self.sent += 1;
             }
         }
@@ -174,7 +205,7 @@ fn write_loop(dir: &Path, rx: Receiver<Snapshot>, error: &Mutex<Option<String>>,
 
 fn write_snapshot(dir: &Path, snap: &Snapshot, masks_written: &mut std::collections::HashMap<String, u64>) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut index = Index { documents: Vec::new() };
+    let mut index = Index { documents: Vec::new(), prompts: snap.prompts.clone() };
     let mut keep = std::collections::HashSet::new();
     for d in &snap.docs {
         let mut versions = Vec::new();
@@ -207,7 +238,15 @@ fn write_snapshot(dir: &Path, snap: &Snapshot, masks_written: &mut std::collecti
             masks_written.insert(d.key.clone(), d.mask_revision);
         }
         keep.insert(mask.clone());
-        index.documents.push(DocEntry { path: d.path.clone(), current: d.current, dirty: d.dirty, mask, versions });
+        index.documents.push(DocEntry {
+            path: d.path.clone(),
+            current: d.current,
+            dirty: d.dirty,
+            mask,
+            versions,
+            saved_to: d.saved_to.clone(),
+            chat: d.chat.clone(),
+        });
     }
     if index.documents.is_empty() {
         // nothing worth restoring: no index, so nothing is offered
@@ -269,6 +308,11 @@ pub fn restore(dir: &Path) -> (Vec<Document>, Vec<String>) {
     (docs, problems)
 }
 
+/// The prompts a left session kept (empty ones when it kept none).
+pub fn prompts(dir: &Path) -> Prompts {
+    std::fs::read_to_string(dir.join(INDEX)).ok().and_then(|t| serde_json::from_str::<Index>(&t).ok()).map(|i| i.prompts).unwrap_or_default()
+}
+
 fn restore_doc(dir: &Path, d: &DocEntry) -> Result<Document, String> {
     let mut versions = Vec::new();
     for v in &d.versions {
@@ -284,6 +328,8 @@ fn restore_doc(dir: &Path, d: &DocEntry) -> Result<Document, String> {
     doc.versions = versions;
     doc.current = d.current.min(doc.versions.len() - 1);
     doc.dirty = d.dirty;
+    doc.saved_to = d.saved_to.clone();
+    doc.chat = d.chat.iter().map(|t| ChatTurn { question: t.question.clone(), answer: t.answer.clone(), done: true, answered: t.answered }).collect();
     let mask = unmask::image_io::open(&dir.join(&d.mask)).map_err(|e| e.to_string())?.to_luma8();
     if mask.dimensions() == doc.image().dimensions() {
         doc.mask = mask;

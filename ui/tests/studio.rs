@@ -35,18 +35,29 @@ fn drag(h: &mut Harness<'static, Studio>, from: (f32, f32), to: (f32, f32)) {
 }
 
 #[test]
-fn a_brush_stroke_masks_the_expected_cells() {
+fn a_brush_stroke_masks_the_expected_cells_and_the_overlay_the_touched_ones() {
     let mut s = studio();
     // the whole 40 x 24 image at scale 1: the overlay's cells are the image's own
     s.settings.context = unmask::crop::Context::Whole;
-    s.settings.brush_size = 8.0;
     let mut h = harness(s);
+    // the brush is in screen pixels: 8 image px at this zoom
+    h.state_mut().settings.brush_size = 8.0 * h.state().zoom();
+    h.run_steps(1);
     drag(&mut h, (2.0, 2.0), (14.0, 2.0));
     let doc = h.state().doc.as_ref().unwrap();
     let (_, _, cells) = unmask::mask::cells_from_mask(&doc.mask, 4).unwrap();
     let on: Vec<usize> = (0..cells.len()).filter(|&i| cells[i]).collect();
     assert_eq!(on, vec![0, 1, 2, 3], "the top-left four cells of the 6 x 10 grid");
-    assert_eq!(h.state().cell_overlay_count(), 4, "the overlay shows the same cells");
+    // the overlay shows the cells the run regenerates: the Studio's cover is
+    // `any`, every cell the paint touches (the stroke's edge reaches row 1)
+    let touched = (0..6u32 * 10)
+        .filter(|i| {
+            let (r, c) = (i / 10, i % 10);
+            (0..4).any(|dy| (0..4).any(|dx| doc.mask.get_pixel(c * 4 + dx, r * 4 + dy)[0] > 127))
+        })
+        .count();
+    assert!(touched > 4, "the stroke's edge touches more cells than it half covers");
+    assert_eq!(h.state().cell_overlay_count(), touched, "the overlay shows the touched cells");
     // one stroke is one undo step
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     h.run_steps(2);
@@ -148,7 +159,8 @@ fn a_corrupt_file_shows_an_error_and_keeps_the_canvas() {
     let s = studio();
     let mut h = harness(s);
     let before = h.state().doc.as_ref().unwrap().image().clone();
-    let bad = std::env::temp_dir().join(format!("unmask-studio-corrupt-{}.png", std::process::id()));
+    // a fixed path: the notice shows it, and the snapshot must not depend on a pid
+    let bad = std::path::PathBuf::from("/tmp/unmask-studio-corrupt.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\n not really").unwrap();
     h.state_mut().open_path(&bad);
     h.run_steps(3);

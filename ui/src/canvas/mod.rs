@@ -1,5 +1,6 @@
 //! The canvas: the image fitted to the view with zoom and pan, the mask as a
 //! translucent overlay, the token cells that will regenerate, live previews,
+//! (in `compare`) the before/after split and the strip's hovered variant,
 //! and (in `input`) the mask tools under the pointer. The view state it
 //! draws with is `crate::viewport`; the crops and cells come from the
 //! Studio's plan.
@@ -7,9 +8,12 @@
 use egui::{Color32, Pos2, Rect, Sense, Stroke, TextureOptions, Vec2};
 use image::{GrayImage, RgbImage};
 
+use crate::settings::OverlayColor;
 use crate::studio::{RunKind, Studio};
-use crate::viewport::pixels::{crop_image, fitted, fitted_overlay, options};
+use crate::viewport::centred;
+use crate::viewport::pixels::{crop_image, fitted, fitted_overlay, mean_hue, options};
 
+mod compare;
 mod input;
 
 /// The four sides of `r` as dashes.
@@ -36,6 +40,9 @@ impl Studio {
         self.view.rect = rect;
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(38));
+        self.brush_keys(ui);
+        self.view.shown_variant = None;
+        self.view.split_drawn = None;
 
         // a sketch's preview is shown fitted on its own, without touching the view
         let sketch = self.run.as_ref().filter(|r| r.kind == RunKind::Sketch);
@@ -44,29 +51,37 @@ impl Studio {
                 let max_side = ui.input(|i| i.max_texture_side);
                 self.view.preview_tex = Some((ui.ctx().load_texture("canvas-preview", fitted(&p, max_side), TextureOptions::LINEAR), rev));
             }
-            let (w, h) = (p.width() as f32, p.height() as f32);
-            let s = ((rect.width() - 16.0) / w).min((rect.height() - 16.0) / h);
-            let r = Rect::from_center_size(rect.center(), Vec2::new(w * s, h * s));
             if let Some((t, _)) = &self.view.preview_tex {
-                painter.image(t.id(), r, Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
+                painter.image(t.id(), centred(rect, p.dimensions()), Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)), Color32::WHITE);
             }
             return;
         }
         if self.doc.is_none() {
-            painter.text(
-                rect.center(),
-                egui::Align2::CENTER_CENTER,
-                "Open an image (Ctrl+O, drag and drop, or a path on the command line)\nor switch to Sketch to make one",
-                egui::FontId::proportional(16.0),
-                Color32::from_gray(170),
-            );
+            // a sketch's variants have no document yet: hovering one shows it
+            self.draw_hovered_variant(&painter, rect, None);
+            if self.view.shown_variant.is_none() {
+                painter.text(
+                    rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    "Open an image (Ctrl+O, drag and drop, or a path on the command line)\nor switch to Sketch to make one",
+                    egui::FontId::proportional(16.0),
+                    Color32::from_gray(170),
+                );
+            }
             return;
         }
         let size = self.doc.as_ref().map(|d| d.size()).unwrap_or((1, 1));
-        if self.view.fit_pending || self.view.scale <= 0.0 || self.view.fitted_size != size {
+        if self.view.needs_fit(size) {
             self.view.fit(size);
         }
         self.navigate(ui, &resp, size);
+        self.watch_versions();
+        self.mask_key(ui);
+        let rgb = self.overlay_rgb();
+        if rgb != self.view.overlay_rgb {
+            self.view.overlay_rgb = rgb;
+            self.view.mask_tex = None;
+        }
         let Some(doc) = self.doc.as_ref() else { return };
 
         // textures are rebuilt only when their content changed
@@ -85,7 +100,7 @@ impl Studio {
         // an oversized mask is re-uploaded downscaled once a stroke ends
         let stale_mask = self.view.mask_tex.as_ref().is_none_or(|t| t.1 != doc.revision);
         if stale_mask && !(self.view.stroke_active && self.view.mask_tex.is_some()) {
-            let tex = ctx.load_texture("canvas-mask", fitted_overlay(&doc.mask, max_side), TextureOptions::NEAREST);
+            let tex = ctx.load_texture("canvas-mask", fitted_overlay(&doc.mask, max_side, rgb), TextureOptions::NEAREST);
             self.view.mask_tex = Some((tex, doc.revision));
         }
 
@@ -93,9 +108,14 @@ impl Studio {
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         let doc_id = doc.id;
         let live = self.run.as_ref().filter(|r| r.doc_id == Some(doc_id)).and_then(|r| r.preview.as_ref().map(|p| (p, r.preview_at, r.preview_revision)));
+        // what is drawn, first match: the original (C held), a variant under
+        // the pointer in the strip, a whole-image live preview, the
+        // before/after split, the current version
         if self.comparing {
             let tex = self.view.compare_tex.get_or_insert_with(|| ctx.load_texture("canvas-original", fitted(doc.original(), max_side), opts));
             painter.image(tex.id(), img_rect, uv, Color32::WHITE);
+        } else if self.view.hover_variant.is_some_and(|i| i < self.variants.len()) {
+            self.draw_hovered_variant(&painter, rect, Some(img_rect));
         } else if let Some((p, None, rev)) = live.filter(|(p, at, _)| at.is_some() || p.dimensions() == size) {
             // a whole-image preview (an edit at the document's size)
             if self.view.preview_tex.as_ref().is_none_or(|t| t.1 != rev) {
@@ -104,24 +124,50 @@ impl Studio {
             if let Some((t, _)) = &self.view.preview_tex {
                 painter.image(t.id(), img_rect, uv, Color32::WHITE);
             }
-        } else if let Some((t, ..)) = &self.view.image_tex {
-            painter.image(t.id(), img_rect, uv, Color32::WHITE);
-        }
-        if !self.comparing {
-            self.draw_crop_previews(&painter, img_rect);
-        }
-        if !self.comparing {
-            if let Some((t, _)) = &self.view.mask_tex {
+        } else if !self.draw_split(&painter, img_rect, opts, max_side) {
+            if let Some((t, ..)) = &self.view.image_tex {
                 painter.image(t.id(), img_rect, uv, Color32::WHITE);
             }
-            self.draw_cells(&painter);
-        } else {
+        }
+        let split = self.view.split_drawn.is_some();
+        if self.comparing {
             painter.text(rect.left_top() + Vec2::new(10.0, 10.0), egui::Align2::LEFT_TOP, "original", egui::FontId::proportional(14.0), Color32::YELLOW);
+        } else if self.view.shown_variant.is_none() {
+            // a hovered variant is shown bare: it is what one is choosing
+            self.draw_crop_previews(&painter, img_rect);
+            if self.view.mask_shown {
+                if let Some((t, _)) = &self.view.mask_tex {
+                    painter.image(t.id(), img_rect, uv, Color32::WHITE);
+                }
+                self.draw_cells(&painter);
+            }
+            if split {
+                self.draw_divider(&painter, img_rect);
+            }
         }
         if !self.comparing {
             self.view.compare_tex = None;
         }
         self.tools(ui, &resp, &painter);
+    }
+
+    /// The mask overlay's colour: the chosen one, or for `Auto` the one that
+    /// contrasts most with the current version's mean hue (once per version).
+    fn overlay_rgb(&mut self) -> [u8; 3] {
+        let setting = self.settings.overlay_color;
+        if let Some(rgb) = setting.rgb() {
+            return rgb;
+        }
+        let Some(img) = self.doc.as_ref().map(|d| d.image()) else { return self.view.overlay_rgb };
+        let key = img.as_ptr() as u64;
+        if let Some((k, rgb)) = self.view.auto_overlay {
+            if k == key {
+                return rgb;
+            }
+        }
+        let pick = OverlayColor::contrasting(mean_hue(img)).rgb().unwrap_or([255, 60, 60]);
+        self.view.auto_overlay = Some((key, pick));
+        pick
     }
 
     /// Inpaint previews: each crop at working size, drawn scaled into its box
@@ -212,5 +258,25 @@ impl Studio {
     /// Number of token cells the overlay shows as regenerating.
     pub fn cell_overlay_count(&self) -> usize {
         self.view.cells.as_ref().map_or(0, |c| c.1.len())
+    }
+
+    /// The canvas's rectangle on screen (as last drawn): the window less the panels.
+    pub fn canvas_rect(&self) -> egui::Rect {
+        self.view.rect
+    }
+
+    /// Screen points per image pixel.
+    pub fn zoom(&self) -> f32 {
+        self.view.scale
+    }
+
+    /// Whether the mask overlay is drawn (a result landing hides it).
+    pub fn mask_overlay_shown(&self) -> bool {
+        self.view.mask_shown
+    }
+
+    /// Shows or hides the mask overlay (the Show mask toggle, key M).
+    pub fn set_mask_overlay(&mut self, shown: bool) {
+        self.view.mask_shown = shown;
     }
 }

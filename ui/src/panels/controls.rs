@@ -4,7 +4,12 @@
 use egui::RichText;
 
 use crate::mask_paint;
-use crate::studio::{Mode, Studio, Tool};
+use crate::settings::OverlayColor;
+use crate::studio::{Mode, ModelStatus, Studio, Tool};
+
+/// Height of the run area (progress bar, run or cancel button, a line for
+/// the variants hint): fixed, so that starting a run moves nothing below it.
+const RUN_SLOT: f32 = 72.0;
 
 impl Studio {
     pub(crate) fn controls(&mut self, ui: &mut egui::Ui) {
@@ -35,7 +40,8 @@ impl Studio {
             ui.selectable_value(&mut self.tool, Tool::Rectangle, "Rectangle");
             ui.selectable_value(&mut self.tool, Tool::Lasso, "Lasso");
         });
-        ui.add(egui::Slider::new(&mut self.settings.brush_size, 1.0..=512.0).logarithmic(true).fixed_decimals(0).text("brush ([ ])"));
+        // screen points: the same size on screen at every zoom (settings.rs)
+        ui.add(egui::Slider::new(&mut self.settings.brush_size, 1.0..=512.0).logarithmic(true).fixed_decimals(0).text("Brush (screen px) ([ ])"));
         ui.horizontal(|ui| {
             if ui.button("Invert").clicked() {
                 self.edit_mask(mask_paint::invert);
@@ -45,12 +51,33 @@ impl Studio {
             }
             ui.checkbox(&mut self.settings.show_cells, "cells");
         });
+        self.view_controls(ui);
         ui.add(egui::Slider::new(&mut self.settings.grow, 0..=8).text("grow (cells)"));
         ui.add(egui::Slider::new(&mut self.settings.feather, 0.0..=64.0).text("feather (px)"));
         self.context_controls(ui);
         ui.collapsing("Extend canvas", |ui| self.extend_controls(ui));
         ui.label("Prompt");
-        ui.add(egui::TextEdit::multiline(&mut self.prompt).desired_rows(3).hint_text("a large red circle"));
+        self.prompt_field(ui);
+    }
+
+    /// How the canvas shows the mask and the result: the overlay and its
+    /// colour, the before/after split.
+    fn view_controls(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.view.mask_shown, "Show mask (M)").on_hover_text("hidden when a result lands; painting shows it again");
+            let mut split = self.split_fraction().is_some();
+            let hint = "left of the divider: the version the run started from; right: the current one. Drag the divider.";
+            if ui.checkbox(&mut split, "Before/after split").on_hover_text(hint).changed() {
+                self.set_split(split.then_some(0.5));
+            }
+        });
+        let c = &mut self.settings.overlay_color;
+        let picker = egui::ComboBox::from_label("mask colour").selected_text(c.name()).show_ui(ui, |ui| {
+            for o in OverlayColor::ALL {
+                ui.selectable_value(c, o, o.name());
+            }
+        });
+        picker.response.on_hover_text("auto: the one farthest in hue from the image's own colours");
     }
 
     /// What the model sees around the mask: the crop box on the canvas follows.
@@ -101,7 +128,7 @@ impl Studio {
 
     fn sketch_controls(&mut self, ui: &mut egui::Ui) {
         ui.label("Describe an image to sketch.");
-        ui.add(egui::TextEdit::multiline(&mut self.prompt).desired_rows(3).hint_text("a large red circle in the center"));
+        self.prompt_field(ui);
         let f = self.model_info().map(|i| i.vq_factor).unwrap_or(16);
         let base = self.model_info().and_then(|i| i.default_width).unwrap_or(1024);
         ui.horizontal_wrapped(|ui| {
@@ -143,37 +170,50 @@ impl Studio {
         }
     }
 
+    /// The progress bar (empty when idle), the run or cancel button and the
+    /// variants hint, in a slot of fixed height.
     fn run_controls(&mut self, ui: &mut egui::Ui) {
-        if let Some(run) = &self.run {
-            let frac = if run.total > 0 { run.step as f32 / run.total as f32 } else { 0.0 };
-            let eta = run.eta().map(|s| format!(", about {s:.0} s left")).unwrap_or_default();
-            let jobs = if run.jobs.len() > 1 { format!(" (variant {}/{})", run.finished + 1, run.jobs.len()) } else { String::new() };
-            ui.add(egui::ProgressBar::new(frac).text(format!("step {}/{}{jobs}{eta}", run.step, run.total)));
-            if ui.button("Cancel  (Esc)").clicked() {
-                self.cancel();
+        let size = egui::vec2(ui.available_width(), RUN_SLOT);
+        ui.allocate_ui_with_layout(size, egui::Layout::top_down(egui::Align::Min), |ui| {
+            ui.set_min_height(RUN_SLOT);
+            let button = egui::vec2(120.0, 28.0);
+            if let Some(run) = &self.run {
+                let frac = if run.total > 0 { run.step as f32 / run.total as f32 } else { 0.0 };
+                let eta = run.eta().map(|s| format!(", about {s:.0} s left")).unwrap_or_default();
+                let jobs = if run.jobs.len() > 1 { format!(" (variant {}/{})", run.finished + 1, run.jobs.len()) } else { String::new() };
+                ui.add(egui::ProgressBar::new(frac).text(format!("step {}/{}{jobs}{eta}", run.step, run.total)));
+                if ui.add(egui::Button::new("Cancel  (Esc)").min_size(button)).clicked() {
+                    self.cancel();
+                }
+            } else {
+                // the bar's empty track, the bar's own size: nothing moves when a run starts
+                let w = ui.available_size_before_wrap().x.max(96.0);
+                let (track, _) = ui.allocate_exact_size(egui::vec2(w, ui.spacing().interact_size.y), egui::Sense::hover());
+                ui.painter().rect_filled(track, track.height() / 2.0, ui.visuals().extreme_bg_color);
+                let label = match self.mode {
+                    Mode::Retouch if self.doc.as_ref().is_some_and(|d| d.mask_is_empty()) => "Run edit",
+                    Mode::Retouch => "Run retouch",
+                    Mode::Sketch => "Run sketch",
+                    Mode::Ask => "Send question",
+                };
+                let enabled = self.model_info().is_some();
+                if ui.add_enabled(enabled, egui::Button::new(RichText::new(label).strong()).min_size(button)).clicked() {
+                    self.start();
+                }
             }
-        } else {
-            let label = match self.mode {
-                Mode::Retouch if self.doc.as_ref().is_some_and(|d| d.mask_is_empty()) => "Run edit",
-                Mode::Retouch => "Run retouch",
-                Mode::Sketch => "Run sketch",
-                Mode::Ask => "Send question",
-            };
-            let enabled = self.model_info().is_some();
-            if ui.add_enabled(enabled, egui::Button::new(RichText::new(label).strong()).min_size(egui::vec2(120.0, 28.0))).clicked() {
-                self.start();
-            }
-        }
-        if !self.variants.is_empty() && self.run.is_none() {
-            ui.label("Pick a variant (see the strip below)");
-        }
+            let hint = !self.variants.is_empty() && self.run.is_none();
+            ui.label(if hint { "Pick a variant (see the strip below)" } else { "" });
+        });
     }
 
     fn sampling_controls(&mut self, ui: &mut egui::Ui) {
         let s = &mut self.settings;
         ui.add(egui::Slider::new(&mut s.steps, 1..=128).text("steps"));
         ui.add(egui::Slider::new(&mut s.cfg, 0.0..=10.0).text("guidance"));
-        ui.add(egui::Slider::new(&mut s.cfg_img, 0.0..=10.0).text("image guidance (edit)"));
+        // only an edit (Retouch with no mask) is guided by the image
+        if self.mode == Mode::Retouch {
+            ui.add(egui::Slider::new(&mut s.cfg_img, 0.0..=10.0).text("image guidance (edit)"));
+        }
         ui.add(egui::Slider::new(&mut s.temperature, 0.0..=2.0).text("temperature"));
         ui.horizontal(|ui| {
             ui.checkbox(&mut s.random_seed, "random seed");
@@ -186,5 +226,13 @@ impl Studio {
             ui.add(egui::Slider::new(&mut s.warmup_ratio, 0.0..=0.9).text("warm-up ratio"));
             ui.add(egui::Slider::new(&mut s.refresh_interval, 1..=20).text("refresh interval"));
         });
+        let info = match &self.model {
+            ModelStatus::Ready(i) => Some(&**i),
+            _ => None,
+        };
+        let tip = "steps, guidance, temperature, seed, variants, ML-Cache, grow, feather, context, brush and sketch size back to the loaded model's defaults";
+        if ui.button("Reset to model defaults").on_hover_text(tip).clicked() {
+            self.settings.reset_to_defaults(info);
+        }
     }
 }

@@ -22,6 +22,11 @@ impl Studio {
                         }
                     }
                 });
+                ui.separator();
+                // the same question as the window's close button: every unsaved document
+                if ui.button("Quit  (Ctrl+Q)").clicked() {
+                    self.request_close();
+                }
             });
             ui.menu_button("Edit", |ui| {
                 let (u, r) = self.doc.as_ref().map(|d| (d.can_undo(), d.can_redo())).unwrap_or((false, false));
@@ -34,9 +39,7 @@ impl Studio {
             });
             ui.menu_button("Model", |ui| {
                 if ui.button("Open model folder...").clicked() {
-                    if let Some(d) = rfd::FileDialog::new().pick_folder() {
-                        self.load_model(&d);
-                    }
+                    self.model_folder_dialog();
                 }
                 if let Some(d) = unmask::bundle::default_model_dir() {
                     if ui.button("Use the embedded model").clicked() {
@@ -53,7 +56,7 @@ impl Studio {
                 let known = self.known_models.get_or_insert_with(|| crate::models::known(&self.settings.opened_models)).clone();
                 let current = self.model_info().map(|i| PathBuf::from(&i.path));
                 for k in known {
-                    let label = format!("{}  ({}, {}, {})", k.name, unmask::limits::gib(k.bytes), k.kind, k.origin);
+                    let label = format!("{}  ({}, {}, {})", k.name, crate::models::size_text(k.bytes), k.kind, k.origin);
                     if ui.selectable_label(current.as_ref() == Some(&k.dir), label).on_hover_text(k.dir.display().to_string()).clicked() {
                         self.load_model(&k.dir);
                     }

@@ -18,13 +18,12 @@ impl Studio {
                     ui.label(format!("{what} {}", p.display()));
                 }
                 ModelStatus::Ready(i) => {
-                    let bytes = if i.compute_dtype == "f32" { 4 } else { 2 };
-                    let gib = i.parameters as f64 * bytes as f64 / (1u64 << 30) as f64;
                     let p = i.parameters as f64;
                     let params = if p >= 1e9 { format!("{:.2} B", p / 1e9) } else if p >= 1e6 { format!("{:.1} M", p / 1e6) } else { format!("{:.0} K", p / 1e3) };
-                    let mem = if gib >= 0.1 { format!("{gib:.1} GiB") } else { format!("{:.1} MiB", gib * 1024.0) };
+                    // the bundle's size as the Model menu gives it (one function, one figure)
+                    let size = self.model_size.map(|b| format!(", {} on disk", crate::models::size_text(b))).unwrap_or_default();
                     let place = self.server().map(|u| format!("server {u} | ")).unwrap_or_default();
-                    ui.label(format!("{place}{} | {} {} | {params} params, ~{mem} weights", i.name, i.device, i.compute_dtype));
+                    ui.label(format!("{place}{} | {} {} | {params} params{size}", i.name, i.device, i.compute_dtype));
                 }
             }
             if let Some(doc) = &self.doc {

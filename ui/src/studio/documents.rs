@@ -9,12 +9,18 @@ use super::{Mode, Studio};
 use crate::document::{aspect_borders, Document, Version};
 
 impl Studio {
-    /// Opens an image file as a new document. On failure the current canvas
-    /// stays as it is and the error is shown.
-    pub fn open_path(&mut self, path: &Path) {
+    /// Opens an image file as a new document; whether it opened. On failure
+    /// the current canvas stays as it is and the error is shown.
+    pub fn open_path(&mut self, path: &Path) -> bool {
         match unmask::image_io::open_rgb(path) {
-            Ok(img) => self.open_image(img, Some(path.to_path_buf())),
-            Err(e) => self.notify("Could not open the image", &e.to_string(), true),
+            Ok(img) => {
+                self.open_image(img, Some(path.to_path_buf()));
+                true
+            }
+            Err(e) => {
+                self.notify("Could not open the image", &e.to_string(), true);
+                false
+            }
         }
     }
 
@@ -28,15 +34,11 @@ impl Studio {
     fn open_image(&mut self, img: RgbImage, path: Option<PathBuf>) {
         if let Some(p) = &path {
             self.settings.add_recent(p);
+            self.last_folder = p.parent().map(Path::to_path_buf);
         }
         let label = path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or("image".into());
-        // a brush wider than a quarter of the image is never what one wants
-        let short = img.width().min(img.height()) as f32;
-        if self.settings.brush_size > short / 4.0 {
-            self.settings.brush_size = (short / 8.0).max(1.0);
-        }
         // an unchanged document is replaced; one with work waits in its tab
-        let keep = self.doc.as_ref().is_some_and(|d| d.dirty || d.versions.len() > 1);
+        let keep = self.doc.as_ref().is_some_and(|d| d.dirty || d.versions.len() > 1) || !self.chat.is_empty();
         if !keep {
             self.doc = None;
         }
@@ -46,9 +48,16 @@ impl Studio {
         }
     }
 
-    /// Saves the current version as PNG with its `parameters` chunk.
+    /// Saves the open document's current version as PNG with its `parameters` chunk.
     pub fn save_to(&mut self, path: &Path) -> bool {
-        let Some(doc) = self.doc.as_mut() else { return false };
+        let Some(id) = self.doc.as_ref().map(|d| d.id) else { return false };
+        self.save_document(id, path)
+    }
+
+    /// Saves document `id` (open or in a tab) to `path`; whether it was
+    /// written. A failure is shown, naming the path.
+    pub fn save_document(&mut self, id: u64, path: &Path) -> bool {
+        let Some(doc) = self.doc.iter_mut().chain(self.background.iter_mut()).find(|d| d.id == id) else { return false };
         let v = doc.version();
         // the same all-or-nothing write as the CLI: never over a device or link
         let written = unmask::output::check_target(path, "image", &["png"])
@@ -58,11 +67,13 @@ impl Studio {
             Ok(()) => {
                 doc.dirty = false;
                 doc.path = Some(path.to_path_buf());
+                doc.saved_to = Some(path.to_path_buf());
                 self.settings.add_recent(path);
+                self.last_folder = path.parent().map(Path::to_path_buf);
                 true
             }
             Err(e) => {
-                self.notify("Could not save", &e.to_string(), true);
+                self.notify(&format!("Could not save {}", path.display()), &e.to_string(), true);
                 false
             }
         }
@@ -108,9 +119,14 @@ impl Studio {
     }
 
     /// Makes `d` the open document; the one open before waits in its tab.
-    pub(crate) fn push_document(&mut self, d: Document) {
-        if let Some(old) = self.doc.take() {
+    /// Each takes its Ask history along (`chat` is the open document's).
+    pub(crate) fn push_document(&mut self, mut d: Document) {
+        let chat = std::mem::take(&mut d.chat);
+        if let Some(mut old) = self.doc.take() {
+            old.chat = std::mem::replace(&mut self.chat, chat);
             self.background.push(old);
+        } else {
+            self.chat = chat;
         }
         self.doc = Some(d);
         self.reset_view();
@@ -160,7 +176,7 @@ impl Studio {
         match doc.extend(left, right, top, bottom) {
             Ok(()) => {
                 self.view.fit_pending = true;
-                self.mode = Mode::Retouch;
+                self.set_mode(Mode::Retouch);
             }
             Err(e) => self.notify("Cannot extend the canvas", &e.to_string(), true),
         }

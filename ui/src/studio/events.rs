@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use unmask::tasks::Output;
 use unmask::worker::{Event, JobId};
 
-use super::{ModelStatus, RunKind, Studio};
+use super::{ChatTurn, ModelStatus, NoticeKind, RunKind, Studio};
 use crate::document::Version;
 
 impl Studio {
@@ -53,7 +53,7 @@ impl Studio {
                 }
             }
             Event::Answer { text, .. } => {
-                if let Some(t) = self.chat.last_mut() {
+                if let Some(t) = self.run_chat() {
                     t.answer = text;
                 }
                 if let Some(run) = self.run.as_mut() {
@@ -63,13 +63,22 @@ impl Studio {
             }
             Event::Finished { id, output, .. } => self.finish(id, *output),
             Event::Failed { id, message } => {
+                // one notice per run: its variants often fail alike (a job the engine refuses)
+                let counted = self.run.as_mut().filter(|r| r.jobs.iter().any(|j| j.0 == id)).map(|run| {
+                    run.failed += 1;
+                    (run.failed, run.jobs.len(), run.serial)
+                });
                 self.end_job(id);
-                self.notify("The run failed", &message, true);
+                let (title, serial) = match counted {
+                    Some((failed, of, serial)) if of > 1 => (format!("The run failed ({failed} of {of} variants)"), Some(serial)),
+                    other => ("The run failed".to_string(), other.map(|c| c.2)),
+                };
+                self.notify_as(NoticeKind::RunFailed, serial, &title, &message, true);
             }
             Event::Cancelled { id } => {
                 self.end_job(id);
                 if self.run.is_none() {
-                    self.notify("Cancelled", "the canvas is as it was before the run", false);
+                    self.notify_as(NoticeKind::Cancelled, None, "Cancelled", "the canvas is as it was before the run", false);
                 }
             }
         }
@@ -84,10 +93,10 @@ impl Studio {
         run.finished += 1;
         run.step = 0;
         if run.finished >= run.jobs.len() {
-            let kind = run.kind;
+            let (kind, doc_id) = (run.kind, run.doc_id);
             self.run = None;
             if kind == RunKind::Ask {
-                if let Some(t) = self.chat.last_mut() {
+                if let Some(t) = self.chat_of(doc_id) {
                     t.done = true;
                 }
             }
@@ -100,6 +109,9 @@ impl Studio {
 
     fn finish(&mut self, id: JobId, output: Output) {
         let seed = self.run.as_ref().and_then(|r| r.jobs.iter().find(|j| j.0 == id)).map(|j| j.1);
+        if let Some(serial) = self.run.as_ref().filter(|_| seed.is_some()).map(|r| r.serial) {
+            self.clear_stale_run_notices(serial);
+        }
         match output {
             Output::Image { image, codes, parameters, .. } => {
                 let label = match self.run.as_ref().map(|r| r.kind) {
@@ -118,7 +130,7 @@ impl Studio {
                 });
             }
             Output::Answer { text, .. } => {
-                if let Some(t) = self.chat.last_mut() {
+                if let Some(t) = self.run_chat() {
                     t.answer = text;
                     t.done = true;
                     t.answered = true;
@@ -126,6 +138,21 @@ impl Studio {
             }
         }
         self.end_job(id);
+    }
+
+    /// The last question of the running Ask run's document.
+    fn run_chat(&mut self) -> Option<&mut ChatTurn> {
+        let doc_id = self.run.as_ref().filter(|r| r.kind == RunKind::Ask)?.doc_id;
+        self.chat_of(doc_id)
+    }
+
+    /// The last question asked about document `doc_id`: the open document's
+    /// history is `chat`, a tab's is its own (answers never land on another image).
+    fn chat_of(&mut self, doc_id: Option<u64>) -> Option<&mut ChatTurn> {
+        if self.doc.as_ref().map(|d| d.id) == doc_id {
+            return self.chat.last_mut();
+        }
+        self.background.iter_mut().find(|d| Some(d.id) == doc_id)?.chat.last_mut()
     }
 
     /// Writes settings when they changed (cheap compare, once per frame).

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Studio;
+use super::{ChatTurn, Mode, Studio};
 use crate::document::Document;
 
 impl Studio {
@@ -14,6 +14,12 @@ impl Studio {
         self.restore_offer = None;
         let (docs, problems) = crate::session::restore(&dir);
         let n = docs.len();
+        // the prompts come back unless the user has typed new ones since
+        let kept = crate::session::prompts(&dir);
+        if self.prompt.is_empty() && self.parked_prompt.is_empty() {
+            let (now, other) = if self.prompt_mode == Mode::Sketch { (kept.sketch, kept.retouch) } else { (kept.retouch, kept.sketch) };
+            (self.prompt, self.parked_prompt) = (now, other);
+        }
         for d in docs {
             self.push_document(d);
         }
@@ -36,11 +42,15 @@ impl Studio {
 
     /// Queues a save of every open document when something changed.
     pub fn save_session(&mut self) {
+        let (retouch, sketch) = (self.prompt_of(Mode::Retouch).to_string(), self.prompt_of(Mode::Sketch).to_string());
         let Some(w) = self.session.as_mut() else { return };
+        // the open document's Ask history is `chat`; the tabs' are their own
+        let open = self.doc.as_ref().map(|d| (d, self.chat.as_slice()));
+        let all = self.background.iter().map(|d| (d, d.chat.as_slice())).chain(open);
         // a document with nothing done to it is not worth offering back
-        let docs: Vec<&Document> =
-            self.background.iter().chain(self.doc.as_ref()).filter(|d| d.dirty || d.versions.len() > 1 || !d.mask_is_empty()).collect();
-        w.save(&docs);
+        let docs: Vec<(&Document, &[ChatTurn])> =
+            all.filter(|(d, c)| d.dirty || d.versions.len() > 1 || !d.mask_is_empty() || !c.is_empty()).collect();
+        w.save(&docs, &crate::session::Prompts { retouch, sketch });
         let failed = w.error.lock().ok().and_then(|mut e| e.take());
         if let Some(e) = failed {
             self.notify("Could not keep the session on disk (crash recovery is off)", &e, true);

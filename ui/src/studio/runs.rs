@@ -7,7 +7,7 @@ use unmask::sampler::{CacheSettings, ImageSettings, TextSettings};
 use unmask::tasks::{FitMode, Job};
 use unmask::worker::PreviewOptions;
 
-use super::{ChatTurn, Mode, Run, RunKind, Studio};
+use super::{ChatTurn, Mode, NoticeKind, Run, RunKind, Studio};
 
 impl Studio {
     /// Starts the current mode's job (Retouch, Sketch or Ask).
@@ -25,11 +25,12 @@ impl Studio {
             return;
         }
         let Some(doc) = self.doc.as_ref() else { return self.refuse("open an image first") };
-        if self.prompt.trim().is_empty() {
-            return self.refuse("type what the region should become");
+        let edit = doc.mask_is_empty();
+        let what = if edit { "type how the whole image should change (nothing is painted: an edit)" } else { "type what the painted area becomes" };
+        if let Some(why) = unusable(&self.prompt, "prompt", what) {
+            return self.refuse(&why);
         }
         let (image, mask, codes, content) = (doc.image().clone(), doc.mask.clone(), doc.version().codes.clone(), doc.version().content);
-        let edit = doc.mask_is_empty();
         let n = self.settings.variants.clamp(1, 8);
         let jobs = (0..n)
             .map(|i| {
@@ -63,8 +64,8 @@ impl Studio {
         if !self.ready() {
             return;
         }
-        if self.prompt.trim().is_empty() {
-            return self.refuse("type what to sketch");
+        if let Some(why) = unusable(&self.prompt, "prompt", "describe the image to sketch") {
+            return self.refuse(&why);
         }
         let (w, h) = self.sketch_size();
         let n = self.settings.variants.clamp(1, 8);
@@ -92,8 +93,8 @@ impl Studio {
         }
         let Some(doc) = self.doc.as_ref() else { return self.refuse("open an image to ask about") };
         let q = self.question.trim().to_string();
-        if q.is_empty() {
-            return self.refuse("type a question");
+        if let Some(why) = unusable(&q, "question", "type a question about the image") {
+            return self.refuse(&why);
         }
         // the bundle's answer length (the embedded model answers in 8), else 32
         let gen_length = self.model_info().and_then(|i| i.default_gen_length).unwrap_or(32).clamp(1, 512);
@@ -126,8 +127,10 @@ impl Studio {
         self.settings.random_seed = false;
     }
 
+    /// A run refused before it started; the reason is in the title, the
+    /// line always shown (not under "details").
     pub(crate) fn refuse(&mut self, why: &str) {
-        self.notify("Cannot run", why, true);
+        self.notify_as(NoticeKind::Refused, None, &format!("Cannot run: {why}"), "", true);
     }
 
     fn ready(&mut self) -> bool {
@@ -145,6 +148,7 @@ impl Studio {
     fn submit(&mut self, kind: RunKind, jobs: Vec<(Job, u64)>, total: usize) {
         let preview = PreviewOptions { every: Some(Duration::from_millis(120)), ..Default::default() };
         let ids = jobs.into_iter().map(|(j, seed)| (self.worker.submit(j, preview), seed)).collect();
+        self.next_run += 1;
         self.run = Some(Run {
             kind,
             jobs: ids,
@@ -159,6 +163,8 @@ impl Studio {
             done_crops: Vec::new(),
             preview_revision: 0,
             doc_id: if kind == RunKind::Sketch { None } else { self.doc.as_ref().map(|d| d.id) },
+            failed: 0,
+            serial: self.next_run,
         });
     }
 
@@ -182,5 +188,18 @@ impl Studio {
                 refresh_interval: s.refresh_interval,
             }),
         }
+    }
+}
+
+/// Why `text` cannot be run, in words that say what to type; `None` when it
+/// has something the model can read. The engine refuses the same texts, but
+/// only after a run is queued (and once per variant).
+fn unusable(text: &str, name: &str, what: &str) -> Option<String> {
+    if text.trim().is_empty() {
+        Some(format!("the {name} is empty: {what}"))
+    } else if !unmask::sampler::layout::has_printable(text) {
+        Some(format!("the {name} has only spaces or invisible characters: {what}"))
+    } else {
+        None
     }
 }

@@ -1,5 +1,6 @@
 //! The plain values the Studio's state is made of: the mode and tool, the
-//! model's status, a run in progress, the Ask chat and the user's notices.
+//! model's status, a run in progress, the user's notices, the question
+//! before closing and the path field that stands in for a file dialog.
 //! No behaviour beyond reading them; the canvas and the panels use them too.
 
 use std::path::PathBuf;
@@ -9,6 +10,8 @@ use image::{GrayImage, RgbImage};
 use unmask::crop::Rect;
 use unmask::engine::ModelInfo;
 use unmask::worker::JobId;
+
+pub use crate::document::ChatTurn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -61,6 +64,11 @@ pub struct Run {
     pub preview_revision: u64,
     /// The document the run belongs to (its result goes there).
     pub doc_id: Option<u64>,
+    /// Variant jobs that failed.
+    pub failed: usize,
+    /// Numbers the runs of a session: a run's notices name it, so its
+    /// variants failing alike make one notice.
+    pub serial: u64,
 }
 
 impl Run {
@@ -72,36 +80,69 @@ impl Run {
     }
 }
 
-pub struct ChatTurn {
-    pub question: String,
-    pub answer: String,
-    /// The run ended (answered, failed or cancelled)
-    pub done: bool,
-    /// The model's answer arrived (it may be empty)
-    pub answered: bool,
+/// What a notice is about: a newer notice of a kind other than `Info`
+/// replaces the older one of that kind (the user wants the latest word, not
+/// a pile of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Anything else; an identical one is not shown twice.
+    Info,
+    /// A run refused before it started ("Cannot run: ...").
+    Refused,
+    /// A run that failed: one notice per run, however many variants failed.
+    RunFailed,
+    /// A run the user cancelled.
+    Cancelled,
 }
 
-impl ChatTurn {
-    /// What the Ask panel shows after "A:".
-    pub fn shown_answer(&self) -> String {
-        if !self.done {
-            if self.answer.is_empty() { "...".into() } else { self.answer.replace('\u{FFFD}', "?") }
-        } else if !self.answered {
-            "(no answer: the run did not finish)".into()
-        } else if self.answer.trim().is_empty() {
-            // a question form the model never learnt; say so rather than show nothing
-            "(no answer: the model may not know this kind of question; its model card lists the ones it does)".into()
-        } else {
-            // model text can hold undecodable bytes; show them as '?'
-            self.answer.replace('\u{FFFD}', "?")
-        }
-    }
-}
-
-/// A message for the user; `detail` is shown on demand.
+/// A message for the user: the title and the first line of `detail` are
+/// always shown, the rest of `detail` on demand.
 #[derive(Debug, Clone)]
 pub struct Notice {
     pub title: String,
     pub detail: String,
     pub is_error: bool,
+    pub kind: NoticeKind,
+    /// The run it is about ([`Run::serial`]), if any.
+    pub run: Option<u64>,
+}
+
+/// A document the close question lists: saved to `path` by "Save all".
+#[derive(Debug, Clone)]
+pub struct SaveTarget {
+    pub id: u64,
+    /// What the user knows it by: its tab's name and what is unsaved.
+    pub name: String,
+    /// Where it is saved; proposed, editable (never the photo it came from).
+    pub path: String,
+}
+
+/// The question before closing with unsaved documents (every one of them,
+/// not only the open one).
+#[derive(Debug, Clone, Default)]
+pub struct ClosePrompt {
+    pub targets: Vec<SaveTarget>,
+    /// Why the last "Save all" stopped (the documents not saved stay listed).
+    pub error: Option<String>,
+}
+
+/// What a path typed in the Studio is for (when no system file dialog is
+/// there to ask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// File > Open...
+    Open,
+    /// File > Save PNG... of the document with this id.
+    Save(u64),
+    /// Model > Open model folder...
+    ModelFolder,
+}
+
+/// The small window with a path field that stands in for a file dialog.
+#[derive(Debug, Clone)]
+pub struct PathPrompt {
+    pub kind: PathKind,
+    pub text: String,
+    /// Why the last path given was not used (it names the path).
+    pub error: Option<String>,
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use unmask_studio::{Studio, StudioOptions};
+pub mod canvas;
 
 /// The tiny fixture model's folder (`../shared/fixtures/tiny-dimoo`).
 pub fn fixtures() -> PathBuf {
@@ -59,3 +60,4 @@ pub fn until(h: &mut Harness<'static, Studio>, what: &str, done: impl Fn(&Studio
     }
     h.run_steps(2);
 }
+pub mod studio_fixes;
