@@ -143,7 +143,7 @@ fn golden(dir: &std::path::Path) {
         let prompt = c["prompt"].as_str().unwrap().to_string();
         let job = match name {
             "inpaint" => Job::Inpaint {
-                prompt, image: input.clone(), mask: unmask::image_io::open(&dir.join("cases/mask.png")).unwrap().to_luma8(), codes: None,
+                regions: vec![unmask::tasks::Region::new(unmask::image_io::open(&dir.join("cases/mask.png")).unwrap().to_luma8(), prompt)], image: input.clone(), codes: None,
                 grow: 0, cover: unmask::tasks::Cover::Half, feather: 0.0, context: unmask::crop::Context::Whole, content: None, settings: settings(c),
             },
             "edit" => Job::Edit { instruction: prompt, image: input.clone(), fit: tasks::FitMode::Native, settings: settings(c) },

@@ -50,7 +50,7 @@ fn child(model: &str, side: &str) {
     });
     let steps = engine.info.default_steps.unwrap_or(12);
     let settings = ImageSettings { steps, cfg: 3.0, cfg_img: 0.0, temperature: 0.0, seed: 1, cache: None };
-    let job = Job::Inpaint { prompt: "a large red circle in the center".into(), image, mask, codes: None, grow: 0, cover: Default::default(), feather: 8.0, context: Context::Auto, content: None, settings };
+    let job = Job::Inpaint { regions: vec![unmask::tasks::Region::new(mask, "a large red circle in the center")], image, codes: None, grow: 0, cover: Default::default(), feather: 8.0, context: Context::Auto, content: None, settings };
     let mut best = f64::MAX;
     let mut crop = String::new();
     for _ in 0..3 {

@@ -64,9 +64,8 @@ fn main() {
         (
             "inpaint 640x480 photo",
             Job::Inpaint {
-                prompt: "a blue square".into(),
+                regions: vec![unmask::tasks::Region::new(mask, "a blue square")],
                 image: photo,
-                mask,
                 codes: None,
                 grow: 0,
                 cover: Default::default(),

@@ -132,7 +132,7 @@ fn inpaint_case(e: &Engine) -> (image::RgbImage, image::RgbImage, image::GrayIma
     // the bottom-right layout cell: exactly one token cell of 16 px
     let mask = image::GrayImage::from_fn(48, 48, |x, y| image::Luma([if x >= 32 && y >= 32 { 255 } else { 0 }]));
     let prompt = "a large blue square at the top left and a large red star at the bottom right";
-    let job = Job::Inpaint { prompt: prompt.into(), image: base.clone(), mask: mask.clone(), codes: None, grow: 0, cover: Default::default(), feather: 0.0, context: Default::default(), content: None, settings: image_settings(e, false) };
+    let job = Job::Inpaint { regions: vec![unmask::tasks::Region::new(mask.clone(), prompt)], image: base.clone(), codes: None, grow: 0, cover: Default::default(), feather: 0.0, context: Default::default(), content: None, settings: image_settings(e, false) };
     let out = image(tasks::run(e, &job, &mut unmask::sampler::Quiet).unwrap());
     (base, out, mask)
 }

@@ -29,7 +29,7 @@ fn photo(w: u32, h: u32) -> RgbImage {
 fn job(image: RgbImage, mask: GrayImage, cover: Cover, context: Context, feather: f32, e: &Engine) -> Job {
     let d = &e.bundle.defaults;
     let settings = unmask::sampler::ImageSettings { steps: d.steps.unwrap(), cfg: d.cfg.unwrap(), seed: 3, ..Default::default() };
-    Job::Inpaint { prompt: "a large red circle".into(), image, mask, codes: None, grow: 0, cover, feather, context, content: None, settings }
+    Job::Inpaint { regions: vec![unmask::tasks::Region::new(mask, "a large red circle")], image, codes: None, grow: 0, cover, feather, context, content: None, settings }
 }
 
 fn run(e: &Engine, job: &Job) -> RgbImage {

@@ -43,7 +43,7 @@ fn disc(mask: &mut GrayImage, cx: u32, cy: u32, r: u32) {
 }
 
 fn inpaint_job(image: RgbImage, mask: GrayImage, codes: Option<CodeGrid>, context: Context, feather: f32) -> Job {
-    Job::Inpaint { prompt: "a red circle on the left".into(), image, mask, codes, grow: 0, cover: Default::default(), feather, context, content: None, settings: settings() }
+    Job::Inpaint { regions: vec![unmask::tasks::Region::new(mask, "a red circle on the left")], image, codes, grow: 0, cover: Default::default(), feather, context, content: None, settings: settings() }
 }
 
 fn run(e: &Engine, job: &Job) -> (RgbImage, Option<CodeGrid>, tasks::Work, String) {
@@ -98,9 +98,9 @@ fn the_whole_image_context_matches_the_golden_inpaint_case() {
     let image = unmask::image_io::open_rgb(&common::case("input.png")).unwrap();
     let mask = unmask::image_io::open(&common::case("mask.png")).unwrap().to_luma8();
     let mut job = inpaint_job(image, mask, None, Context::Whole, 0.0);
-    if let Job::Inpaint { settings, prompt, .. } = &mut job {
+    if let Job::Inpaint { settings, regions, .. } = &mut job {
         settings.steps = case["steps"].as_u64().unwrap() as usize;
-        *prompt = case["prompt"].as_str().unwrap().into();
+        regions[0].prompt = case["prompt"].as_str().unwrap().into();
     }
     let (_, codes, work, _) = run(&e, &job);
     assert_eq!(work.crops.len(), 1);
@@ -116,9 +116,8 @@ fn outpaint_keeps_the_input_and_grows_the_canvas() {
     let (canvas, mask, content) = inpaint::extend_canvas(&input, 30, 50, 0, 20).unwrap();
     assert_eq!(canvas.dimensions(), (200, 100));
     let job = Job::Inpaint {
-        prompt: "a red circle".into(),
+        regions: vec![unmask::tasks::Region::new(mask, "a red circle")],
         image: canvas,
-        mask,
         codes: None,
         grow: 0,
         cover: Default::default(),

@@ -109,6 +109,31 @@ fn every_golden_case_through_server_gives_the_local_codes() {
     a.extend(remote.iter().map(|s| s.to_string()));
     unmask(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(std::fs::read(&local).unwrap(), std::fs::read(&there).unwrap(), "outpaint PNG local vs server");
+
+    // a two-region inpaint (protocol 2): the server's codes and pixels are the local run's
+    let second = dir.join("region-b.png");
+    let (w, h) = image::image_dimensions(&input).unwrap();
+    image::GrayImage::from_fn(w, h, |x, y| image::Luma([if x >= w / 2 && y >= h / 2 { 255 } else { 0 }])).save(&second).unwrap();
+    let region_args = |png: &Path, codes: &Path| -> Vec<String> {
+        let mut a: Vec<String> = vec!["inpaint".into(), "--image".into(), input.to_str().unwrap().into()];
+        a.extend(["--region".into(), mask.to_str().unwrap().into(), cases["inpaint"]["prompt"].as_str().unwrap().into()]);
+        a.extend(["--region".into(), second.to_str().unwrap().into(), "a blue square".into()]);
+        for s in ["--steps", "5", "--cfg", "4", "--temperature", "0", "--seed", "0", "--feather", "0", "--context", "whole"] {
+            a.push(s.into());
+        }
+        a.extend(["--out".into(), png.to_str().unwrap().into(), "--tokens-out".into(), codes.to_str().unwrap().into()]);
+        a
+    };
+    let (lp, lc, rp, rc) = (dir.join("two-local.png"), dir.join("two-local.json"), dir.join("two-remote.png"), dir.join("two-remote.json"));
+    let mut a = region_args(&lp, &lc);
+    a.extend(["--model".to_string(), model.to_str().unwrap().to_string()]);
+    unmask(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut a = region_args(&rp, &rc);
+    a.extend(remote.iter().map(|s| s.to_string()));
+    unmask(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(codes_of(&lc), codes_of(&rc), "two-region codes local vs server");
+    assert_ne!(codes_of(&lc), cases["inpaint"]["codes"], "the second region ran");
+    assert_eq!(std::fs::read(&lp).unwrap(), std::fs::read(&rp).unwrap(), "two-region PNG local vs server");
 }
 
 #[test]

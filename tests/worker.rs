@@ -127,9 +127,8 @@ fn a_failing_job_leaves_the_worker_serving() {
     loaded(&w);
     let image = unmask::image_io::open_rgb(&common::case("input.png")).unwrap();
     let bad = Job::Inpaint {
-        prompt: "a red circle".into(),
+        regions: vec![unmask::tasks::Region::new(image::GrayImage::new(8, 8), "a red circle")],
         image,
-        mask: image::GrayImage::new(8, 8),
         codes: None,
         grow: 0,
         cover: Default::default(),
@@ -175,9 +174,8 @@ fn compositing_keeps_every_pixel_beyond_the_band() {
         image::Luma([if dx * dx + dy * dy < 49.0 { 255 } else { 0 }])
     });
     let job = Job::Inpaint {
-        prompt: "a red circle on the left".into(),
+        regions: vec![unmask::tasks::Region::new(mask.clone(), "a red circle on the left")],
         image: image.clone(),
-        mask: mask.clone(),
         codes: None,
         grow: 1,
         cover: Default::default(),

@@ -18,11 +18,13 @@ use crate::image_io;
 use crate::mask::Cover;
 use crate::model::CodeGrid;
 use crate::sampler::{ImageSettings, TextSettings};
-use crate::tasks::{checks, FitMode, Job, Output, PreviewFill, Work};
+use crate::tasks::{checks, FitMode, Job, Output, PreviewFill, Region, Work, MAX_REGIONS};
 use crate::worker::{Event, JobId, PreviewOptions};
 
 /// Bumped on any change a client of the previous version would misread.
-pub const PROTOCOL: u32 = 1;
+/// 2: an inpaint carries `regions` (a mask and prompt each); version 1's
+/// `prompt` + `mask` are still read, as one region.
+pub const PROTOCOL: u32 = 2;
 /// The largest request body: a 24 MP photo and its mask as base64 PNG with room to spare.
 pub const MAX_BODY: usize = 256 << 20;
 /// The largest image a request may carry, in pixels (a 64 MP photo).
@@ -57,6 +59,14 @@ pub enum WireFill {
     Neutral,
 }
 
+/// One region of an inpaint: its mask (an image like `image`) and its prompt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionRequest {
+    pub mask: String,
+    pub prompt: String,
+}
+
 /// One job, as a client sends it (`POST /v1/jobs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "snake_case", deny_unknown_fields)]
@@ -70,10 +80,15 @@ pub enum JobRequest {
         preview: PreviewRequest,
     },
     /// Also outpainting: the canvas already extended, `content` where it has pixels.
+    /// `regions` run in order; a version-1 request's `prompt` + `mask` is one region.
     Inpaint {
-        prompt: String,
+        #[serde(default)]
+        regions: Vec<RegionRequest>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt: Option<String>,
         image: String,
-        mask: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mask: Option<String>,
         #[serde(default)]
         codes: Option<CodeGrid>,
         #[serde(default)]
@@ -287,10 +302,14 @@ pub fn request_of(job: &Job, preview: PreviewOptions) -> Result<JobRequest> {
         Job::Generate { prompt, width, height, settings } => {
             JobRequest::Generate { prompt: prompt.clone(), width: *width, height: *height, settings: settings.clone(), preview }
         }
-        Job::Inpaint { prompt, image, mask, codes, grow, cover, feather, context, content, settings } => JobRequest::Inpaint {
-            prompt: prompt.clone(),
+        Job::Inpaint { regions, image, codes, grow, cover, feather, context, content, settings } => JobRequest::Inpaint {
+            regions: regions
+                .iter()
+                .map(|r| Ok(RegionRequest { mask: gray_png_b64(&r.mask)?, prompt: r.prompt.clone() }))
+                .collect::<Result<_>>()?,
+            prompt: None,
             image: png_b64(image)?,
-            mask: gray_png_b64(mask)?,
+            mask: None,
             codes: codes.clone(),
             grow: *grow,
             cover: *cover,
@@ -354,19 +373,9 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
             settings.check()?;
             Ok((Job::Generate { prompt, width, height, settings }, fill_of(preview)))
         }
-        JobRequest::Inpaint { prompt, image, mask, codes, grow, cover, feather, context, content, settings, preview } => {
-            check_text(&prompt, "prompt")?;
+        JobRequest::Inpaint { regions, prompt, image, mask, codes, grow, cover, feather, context, content, settings, preview } => {
             let image = image_io::to_rgb_on_white(&decode_image(&image, "image")?);
-            let mask = image_io::mask_of(&decode_image(&mask, "mask")?);
-            if mask.dimensions() != image.dimensions() {
-                return Err(Error::invalid(format!(
-                    "`mask` is {}x{} but `image` is {}x{}: send a mask of the image's size",
-                    mask.width(),
-                    mask.height(),
-                    image.width(),
-                    image.height()
-                )));
-            }
+            let regions = regions_of(regions, prompt, mask, &image)?;
             checks::feather("`feather`", feather)?;
             if grow > 4096 {
                 return Err(Error::invalid(format!("`grow` {grow}: use 0 to 4096 cells")));
@@ -380,7 +389,7 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
                 check_codes(c, &image, info)?;
             }
             settings.check()?;
-            Ok((Job::Inpaint { prompt, image, mask, codes, grow, cover, feather, context, content, settings }, fill_of(preview)))
+            Ok((Job::Inpaint { regions, image, codes, grow, cover, feather, context, content, settings }, fill_of(preview)))
         }
         JobRequest::Edit { instruction, image, fit, settings, preview } => {
             check_text(&instruction, "instruction")?;
@@ -399,6 +408,42 @@ pub fn job_of(req: JobRequest, info: &ModelInfo) -> Result<(Job, PreviewOptions)
             Ok((Job::Ask { question, image, fit, gen_length, settings }, fill_of(preview)))
         }
     }
+}
+
+/// An inpaint's regions, checked: `regions`, or version 1's `prompt` +
+/// `mask` as one region (not both); each mask decoded at the image's size.
+fn regions_of(regions: Vec<RegionRequest>, prompt: Option<String>, mask: Option<String>, image: &RgbImage) -> Result<Vec<Region>> {
+    let regions = match (regions.is_empty(), prompt, mask) {
+        (false, None, None) => regions,
+        (true, Some(prompt), Some(mask)) => vec![RegionRequest { mask, prompt }],
+        (true, None, None) => return Err(Error::invalid("`regions` is empty: send at least one { \"mask\", \"prompt\" }")),
+        (false, _, _) => return Err(Error::invalid("send `regions` or (protocol 1) `prompt` + `mask`, not both")),
+        (true, _, _) => return Err(Error::invalid("`prompt` and `mask` go together (protocol 1); send `regions` instead")),
+    };
+    if regions.len() > MAX_REGIONS {
+        return Err(Error::invalid(format!("`regions` holds {}: the limit is {MAX_REGIONS}", regions.len())));
+    }
+    let (w, h) = (image.width() as u64, image.height() as u64);
+    crate::tasks::budget::check_masks(regions.len(), w, h, &format!("`regions`: {} masks of {w}x{h} px", regions.len()))?;
+    let one = regions.len() == 1;
+    let mut out = Vec::with_capacity(regions.len());
+    for (k, r) in regions.into_iter().enumerate() {
+        let field = |f: &str| if one { f.to_string() } else { format!("regions[{k}].{f}") };
+        check_text(&r.prompt, &field("prompt"))?;
+        let mask = image_io::mask_of(&decode_image(&r.mask, &field("mask"))?);
+        if mask.dimensions() != image.dimensions() {
+            return Err(Error::invalid(format!(
+                "`{}` is {}x{} but `image` is {}x{}: send a mask of the image's size",
+                field("mask"),
+                mask.width(),
+                mask.height(),
+                image.width(),
+                image.height()
+            )));
+        }
+        out.push(Region { mask, prompt: r.prompt });
+    }
+    Ok(out)
 }
 
 // ---- events ---------------------------------------------------------------

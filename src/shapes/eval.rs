@@ -170,7 +170,7 @@ pub fn evaluate(engine: &Engine, n: usize, seed: u64) -> Result<Report> {
         // whole token cells covering the layout cell
         let (x0, y0, x1, y1) = (c0 / f * f, r0 / f * f, c1.div_ceil(f) * f, r1.div_ceil(f) * f);
         let mask = image::GrayImage::from_fn(side as u32, side as u32, |x, y| image::Luma([if x >= x0 && x < x1 && y >= y0 && y < y1 { 255 } else { 0 }]));
-        let job = Job::Inpaint { prompt: target.caption(), image: base.clone(), mask: mask.clone(), codes: None, grow: 0, cover: Default::default(), feather: 0.0, context: Default::default(), content: None, settings: image_settings(engine, i as u64, false) };
+        let job = Job::Inpaint { regions: vec![crate::tasks::Region::new(mask.clone(), target.caption())], image: base.clone(), codes: None, grow: 0, cover: Default::default(), feather: 0.0, context: Default::default(), content: None, settings: image_settings(engine, i as u64, false) };
         let out = image_of(tasks::run(engine, &job, &mut Quiet)?).unwrap_or_default();
         let preserved = out.enumerate_pixels().all(|(x, y, p)| mask.get_pixel(x, y)[0] != 0 || p == base.get_pixel(x, y));
         r.inpaint_preserved.1 += 1;

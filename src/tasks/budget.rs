@@ -185,6 +185,22 @@ pub fn check_retouch(w: u64, h: u64, label: &str) -> Result<()> {
     })
 }
 
+/// `n` region masks of a `w x h` image (a byte a pixel each) against the
+/// host's budget, before they are read: a front end calls this with the
+/// number of masks it was given.
+pub fn check_masks(n: usize, w: u64, h: u64, label: &str) -> Result<()> {
+    let mem = Memory::Host;
+    let bytes = (n as u64).saturating_mul(w.saturating_mul(h));
+    limits::check(mem, limits::budget(mem), label, bytes, |budget| {
+        let fit = budget / w.saturating_mul(h).max(1);
+        if fit == 0 {
+            "free memory or raise UNMASK_MEMORY_LIMIT".into()
+        } else {
+            format!("at most {fit} region masks of this size fit: merge regions or run them in parts")
+        }
+    })
+}
+
 /// An outpaint's canvas: `w x h` grown by the borders, refused before it is
 /// allocated with the largest borders (same proportions) that fit.
 pub fn check_extended(w: u32, h: u32, left: u32, right: u32, top: u32, bottom: u32) -> Result<()> {

@@ -10,11 +10,17 @@
 //! the input bit for bit; painted pixels beyond the feather band are the
 //! model's. An outpaint's painted mask is its new border, so the original
 //! picture is kept exactly.
+//!
+//! A job holds one or more regions (a mask and its prompt each). They run in
+//! their order, every crop of one before the next region, each crop cut from
+//! the image as the regions before it left it: a region's context shows its
+//! neighbours' new content. Where masks overlap, the later region's pixels
+//! stand.
 
 use image::imageops::{self, FilterType};
 use image::{GrayImage, ImageBuffer, Pixel, RgbImage};
 
-use super::{sample_with_previews, Placement};
+use super::{sample_with_previews, Placement, Region, MAX_REGIONS};
 use crate::composite::composite_at;
 use crate::crop::{self, Context, Crop, Rect};
 use crate::engine::Engine;
@@ -27,9 +33,8 @@ use crate::tasks::Progress;
 
 /// An inpaint job's inputs, borrowed from the [`super::Job`].
 pub struct Inpaint<'a> {
-    pub prompt: &'a str,
+    pub regions: &'a [Region],
     pub image: &'a RgbImage,
-    pub mask: &'a GrayImage,
     pub codes: Option<&'a CodeGrid>,
     pub grow: usize,
     pub cover: Cover,
@@ -162,38 +167,80 @@ pub struct Inpainted {
     pub image: RgbImage,
     pub codes: Option<CodeGrid>,
     pub crops: Vec<Crop>,
+    /// The region each crop served, index into the job's list.
+    pub region_of: Vec<usize>,
+}
+
+/// One crop of one region, planned before any model work.
+struct Planned {
+    region: usize,
+    crop: Crop,
+    h: usize,
+    w: usize,
+    cells: Vec<bool>,
+}
+
+/// Every region's crops and cells, in run order: a list that is empty, too
+/// long, of another size than the image, or with a region that selects no
+/// cell fails here, before the model runs once.
+fn plan_all(engine: &Engine, job: &Inpaint<'_>, native: bool) -> Result<Vec<Planned>> {
+    let n = job.regions.len();
+    if n == 0 {
+        return Err(Error::invalid("an inpaint needs at least one region: a mask and its prompt"));
+    }
+    if n > MAX_REGIONS {
+        return Err(Error::invalid(format!("{n} regions: the limit is {MAX_REGIONS} in one run; merge regions or run them in parts")));
+    }
+    let factor = engine.vq.factor();
+    let area = super::budget::fitted_work_area(engine, job.settings);
+    let mut planned = Vec::new();
+    for (k, r) in job.regions.iter().enumerate() {
+        // several regions: every refusal says which one
+        let named = |e: Error| if n > 1 { Error::invalid(format!("region {} (\"{}\"): {e}", k + 1, short(&r.prompt))) } else { e };
+        same_size(job.image, &r.mask).map_err(named)?;
+        let before = planned.len();
+        for c in crop::plan(&r.mask, factor, job.context, area, native).map_err(named)? {
+            let (h, w, cells) = crop_cells(&r.mask, &c, factor, job.grow, job.cover, job.content).map_err(named)?;
+            if cells.iter().any(|&x| x) {
+                planned.push(Planned { region: k, crop: c, h, w, cells });
+            }
+        }
+        if planned.len() == before {
+            return Err(named(Error::invalid(format!(
+                "the mask selects no token cell: with --cover half a cell regenerates only when more than half of it is painted; \
+                 paint more, or use --cover any (every cell the paint touches; only painted pixels change either way). {}",
+                image_io::MASK_RULE
+            ))));
+        }
+    }
+    Ok(planned)
+}
+
+/// A prompt cut to a readable length for an error message.
+fn short(prompt: &str) -> String {
+    let mut s: String = prompt.chars().take(40).collect();
+    if prompt.chars().count() > 40 {
+        s.push('…');
+    }
+    s
 }
 
 pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> Result<Inpainted> {
-    let (image, m) = (job.image, job.mask);
-    same_size(image, m)?;
+    let image = job.image;
     let (iw, ih) = (image.width() as u64, image.height() as u64);
     super::budget::check_retouch(iw, ih, &format!("retouching a {iw}x{ih} image"))?;
     let factor = engine.vq.factor();
     let f = factor as u32;
     let own = codes_fit(image, job.codes, factor)?;
-    let crops = crop::plan(m, factor, job.context, super::budget::fitted_work_area(engine, job.settings), own.is_some())?;
-    // every crop's cells first: a mask that selects nothing fails before any model work
-    let mut planned = Vec::with_capacity(crops.len());
-    for c in &crops {
-        let (h, w, cells) = crop_cells(m, c, factor, job.grow, job.cover, job.content)?;
-        if cells.iter().any(|&x| x) {
-            planned.push((*c, h, w, cells));
-        }
-    }
-    if planned.is_empty() {
-        return Err(Error::invalid(format!(
-            "the mask selects no token cell: with --cover half a cell regenerates only when more than half of it is painted; \
-             paint more, or use --cover any (every cell the paint touches; only painted pixels change either way). {}",
-            image_io::MASK_RULE
-        )));
-    }
+    // every region's crops and cells first: a mask that selects nothing fails before any model work
+    let planned = plan_all(engine, job, own.is_some())?;
     let prompter = Prompter::new(&engine.tokenizer, engine.special);
     let mut out = image.clone();
     let mut codes = own.cloned();
-    let all_native = planned.iter().all(|p| p.0.native());
-    let n = planned.len();
-    for (k, (c, h, w, cells)) in planned.iter().enumerate() {
+    let all_native = planned.iter().all(|p| p.crop.native());
+    let (n, regions) = (planned.len(), job.regions.len());
+    for (k, p) in planned.iter().enumerate() {
+        let (c, region) = (&p.crop, &job.regions[p.region]);
         if !c.native() {
             // this crop changes pixels the codes describe: later crops encode afresh
             codes = None;
@@ -204,23 +251,23 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
             Some(all) => sub_grid(all, c, f),
             None => engine.vq.encode(&image_io::to_rgb(&work))?,
         };
-        let region = mask::cells_to_pixels(cells, *h, *w, factor);
+        let cells_px = mask::cells_to_pixels(&p.cells, p.h, p.w, factor);
         // what is pasted back: the painted pixels of the regenerated cells
-        let painted = crop_replicated(m, c.source);
-        let layout = prompter.inpaint(job.prompt, &grid, cells)?;
+        let painted = crop_replicated(&region.mask, c.source);
+        let layout = prompter.inpaint(&region.prompt, &grid, &p.cells)?;
         super::budget::check_image(engine, &layout, job.settings, &format!("the retouch crop at {}x{}", c.work_w, c.work_h))?;
-        let place = Placement { at: c.source, index: k, count: n };
-        let result = sample_with_previews(engine, &layout, job.settings, Some((&work, &region)), Some(place), progress)?;
+        let place = Placement { at: c.source, index: k, count: n, region: p.region, regions };
+        let result = sample_with_previews(engine, &layout, job.settings, Some((&work, &cells_px)), Some(place), progress)?;
         let decoded = image_io::from_rgb(&engine.vq.decode(&result)?);
         if c.native() {
-            composite_at(&mut out, (c.source.x, c.source.y), &decoded, &painted_in(&painted, &region), job.feather);
+            composite_at(&mut out, (c.source.x, c.source.y), &decoded, &painted_in(&painted, &cells_px), job.feather);
             if let Some(all) = codes.as_mut() {
                 put_grid(all, &result, c, f);
             }
         } else {
             let back = imageops::resize(&decoded, c.source.w, c.source.h, FilterType::CatmullRom);
-            let region = imageops::resize(&region, c.source.w, c.source.h, FilterType::Nearest);
-            composite_at(&mut out, (c.source.x, c.source.y), &back, &painted_in(&painted, &region), job.feather);
+            let cells_px = imageops::resize(&cells_px, c.source.w, c.source.h, FilterType::Nearest);
+            composite_at(&mut out, (c.source.x, c.source.y), &back, &painted_in(&painted, &cells_px), job.feather);
         }
         // a whole-image native run leaves the model's codes of the padded image
         if codes.is_none() && all_native && n == 1 && (c.source.x, c.source.y) == (0, 0) {
@@ -230,7 +277,8 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
             }
         }
     }
-    Ok(Inpainted { image: out, codes: codes.filter(|_| all_native), crops: planned.into_iter().map(|p| p.0).collect() })
+    let region_of = planned.iter().map(|p| p.region).collect();
+    Ok(Inpainted { image: out, codes: codes.filter(|_| all_native), crops: planned.into_iter().map(|p| p.crop).collect(), region_of })
 }
 
 /// The painted pixels (255) that lie in regenerated cells (`region`, same

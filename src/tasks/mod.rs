@@ -37,17 +37,18 @@ pub enum FitMode {
 #[derive(Debug, Clone)]
 pub enum Job {
     Generate { prompt: String, width: usize, height: usize, settings: ImageSettings },
-    /// Regenerates the white part of `mask` (same size as `image`) on context
-    /// crops at the model's working size (see [`crate::crop`]): the cells
-    /// `cover` selects run, only the painted pixels change (see
-    /// [`inpaint`]). `codes`: the
-    /// image's own codes when the model made it, so kept cells need no VQ
-    /// round trip. `content`: where the image has pixels (an outpaint's
-    /// input); every cell reaching past it regenerates.
+    /// Regenerates the white part of each region's mask (same size as
+    /// `image`), region after region in their order, each from its own
+    /// prompt, on context crops at the model's working size (see
+    /// [`crate::crop`]): the cells `cover` selects run, only the painted
+    /// pixels change (see [`inpaint`]); a region sees the result of those
+    /// before it. One region is the plain retouch. `codes`: the image's own
+    /// codes when the model made it, so kept cells need no VQ round trip.
+    /// `content`: where the image has pixels (an outpaint's input); every
+    /// cell reaching past it regenerates.
     Inpaint {
-        prompt: String,
+        regions: Vec<Region>,
         image: RgbImage,
-        mask: GrayImage,
         codes: Option<CodeGrid>,
         grow: usize,
         cover: Cover,
@@ -60,7 +61,41 @@ pub enum Job {
     Ask { question: String, image: RgbImage, fit: FitMode, gen_length: usize, settings: TextSettings },
 }
 
+/// One painted area of an inpaint job and what it becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// Same size as the job's image; white (above [`crate::mask::PAINTED_ABOVE`]) = regenerate.
+    pub mask: GrayImage,
+    pub prompt: String,
+}
+
+impl Region {
+    pub fn new(mask: GrayImage, prompt: impl Into<String>) -> Self {
+        Self { mask, prompt: prompt.into() }
+    }
+}
+
+/// The most regions one job may hold: each is at least one model run, and a
+/// list longer than this is a mistake, not a retouch.
+pub const MAX_REGIONS: usize = 64;
+
 impl Job {
+    /// A one-region inpaint (today's retouch) with the usual defaults: no
+    /// codes, no growth, the painted-area rule, no outpaint border.
+    pub fn inpaint(prompt: impl Into<String>, image: RgbImage, mask: GrayImage, feather: f32, context: Context, settings: ImageSettings) -> Job {
+        Job::Inpaint {
+            regions: vec![Region::new(mask, prompt)],
+            image,
+            codes: None,
+            grow: 0,
+            cover: Cover::default(),
+            feather,
+            context,
+            content: None,
+            settings,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Job::Generate { .. } => "generate",
@@ -81,6 +116,9 @@ pub struct Work {
     /// The size the model saw (the first crop's, for inpainting).
     pub width: u32,
     pub height: u32,
+    /// Inpainting: the region (index into the job's list) each crop served.
+    #[serde(default)]
+    pub region_of: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -123,8 +161,12 @@ pub struct Placement {
     /// The crop's box in the document (may reach past the right and bottom
     /// edges by the cell padding); a preview is drawn scaled into it.
     pub at: Rect,
+    /// This crop's place among all crops of all regions, and their number.
     pub index: usize,
     pub count: usize,
+    /// The region the crop serves (index into the job's list), and how many there are.
+    pub region: usize,
+    pub regions: usize,
 }
 
 /// How masked cells look in a preview.
@@ -220,8 +262,9 @@ pub fn fit_input(img: &RgbImage, mode: FitMode, factor: usize, bucket: Fit) -> R
 /// `parameters` text in the convention other image tools read.
 pub fn parameters_text(engine: &Engine, job: &Job, width: usize, height: usize, work: &Work) -> String {
     let (prompt, s) = match job {
-        Job::Generate { prompt, settings, .. } | Job::Inpaint { prompt, settings, .. } => (prompt.as_str(), settings),
-        Job::Edit { instruction, settings, .. } => (instruction.as_str(), settings),
+        Job::Generate { prompt, settings, .. } => (prompt.clone(), settings),
+        Job::Inpaint { regions, settings, .. } => (prompt_lines(regions), settings),
+        Job::Edit { instruction, settings, .. } => (instruction.clone(), settings),
         Job::Ask { .. } => return String::new(),
     };
     let mut t = format!(
@@ -245,11 +288,25 @@ pub fn parameters_text(engine: &Engine, job: &Job, width: usize, height: usize, 
     if let Job::Inpaint { context, cover, .. } = job {
         t += &format!(", Context: {context}, Cover: {cover}");
     }
+    let several = matches!(job, Job::Inpaint { regions, .. } if regions.len() > 1);
     for (i, c) in work.crops.iter().enumerate() {
         let r = c.source;
-        t += &format!(", Crop {}: {}x{}+{}+{} -> {}x{}", i + 1, r.w, r.h, r.x, r.y, c.work_w, c.work_h);
+        let of = match work.region_of.get(i) {
+            Some(k) if several => format!(" (region {})", k + 1),
+            _ => String::new(),
+        };
+        t += &format!(", Crop {}{of}: {}x{}+{}+{} -> {}x{}", i + 1, r.w, r.h, r.x, r.y, c.work_w, c.work_h);
     }
     t
+}
+
+/// The prompt lines of `parameters`: one region's prompt as it is (what
+/// other tools read as the prompt), several as `Region k: prompt` lines.
+fn prompt_lines(regions: &[Region]) -> String {
+    match regions {
+        [one] => one.prompt.clone(),
+        many => many.iter().enumerate().map(|(k, r)| format!("Region {}: {}", k + 1, r.prompt)).collect::<Vec<_>>().join("\n"),
+    }
 }
 
 /// Runs one job to completion.
@@ -267,14 +324,13 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             budget::check_image(engine, &layout, settings, &format!("the size {width}x{height}"))?;
             let codes = sample_with_previews(engine, &layout, settings, None, None, progress)?;
             let image = image_io::from_rgb(&engine.vq.decode(&codes)?);
-            let work = Work { crops: Vec::new(), width: *width as u32, height: *height as u32 };
+            let work = Work { crops: Vec::new(), width: *width as u32, height: *height as u32, region_of: Vec::new() };
             Ok(Output::Image { parameters: parameters_text(engine, job, *width, *height, &work), image, codes: Some(codes), work })
         }
-        Job::Inpaint { prompt, image, mask: m, codes, grow, cover, feather, context, content, settings } => {
+        Job::Inpaint { regions, image, codes, grow, cover, feather, context, content, settings } => {
             let req = inpaint::Inpaint {
-                prompt,
+                regions,
                 image,
-                mask: m,
                 codes: codes.as_ref(),
                 grow: *grow,
                 cover: *cover,
@@ -285,7 +341,7 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             };
             let done = inpaint::run(engine, &req, progress)?;
             let first = done.crops.first().map(|c| (c.work_w, c.work_h)).unwrap_or((0, 0));
-            let work = Work { crops: done.crops, width: first.0, height: first.1 };
+            let work = Work { crops: done.crops, width: first.0, height: first.1, region_of: done.region_of };
             Ok(Output::Image {
                 parameters: parameters_text(engine, job, image.width() as usize, image.height() as usize, &work),
                 image: done.image,
@@ -302,7 +358,7 @@ pub fn run(engine: &Engine, job: &Job, progress: &mut dyn Progress) -> Result<Ou
             budget::check_image(engine, &layout, settings, &label)?;
             let codes = sample_with_previews(engine, &layout, settings, None, None, progress)?;
             let decoded = image_io::from_rgb(&engine.vq.decode(&codes)?);
-            let work = Work { crops: Vec::new(), width: decoded.width(), height: decoded.height() };
+            let work = Work { crops: Vec::new(), width: decoded.width(), height: decoded.height(), region_of: Vec::new() };
             // the document keeps its size: the model's bucket is scaled back
             let (image, codes) = if decoded.dimensions() == image.dimensions() {
                 (decoded, Some(codes))

@@ -89,9 +89,8 @@ pub fn golden_inpaint_job() -> unmask::tasks::Job {
     let cases = cases_json();
     let case = &cases["inpaint"];
     unmask::tasks::Job::Inpaint {
-        prompt: case["prompt"].as_str().unwrap().into(),
+        regions: vec![unmask::tasks::Region::new(unmask::image_io::open(&self::case("mask.png")).unwrap().to_luma8(), case["prompt"].as_str().unwrap())],
         image: unmask::image_io::open_rgb(&self::case("input.png")).unwrap(),
-        mask: unmask::image_io::open(&self::case("mask.png")).unwrap().to_luma8(),
         codes: None,
         grow: 0,
         cover: unmask::tasks::Cover::Half,

@@ -69,19 +69,29 @@ pub enum Command {
         #[command(flatten)]
         out: OutArgs,
     },
-    /// Regenerate the white part of a mask (inpaint, outpaint, retouch)
+    /// Regenerate the white part of a mask (inpaint, outpaint, retouch);
+    /// several regions, each with its own prompt, run in one go with --region
     Inpaint {
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
         remote: RemoteArgs,
-        #[arg(long)]
-        prompt: String,
+        /// What the painted area becomes (with --mask)
+        #[arg(long, requires = "mask")]
+        prompt: Option<String>,
         #[arg(long)]
         image: PathBuf,
-        /// PNG the size of the image; white = regenerate
-        #[arg(long)]
-        mask: PathBuf,
+        /// PNG the size of the image; white = regenerate (with --prompt)
+        #[arg(long, requires = "prompt")]
+        mask: Option<PathBuf>,
+        /// A region and its prompt: --region MASK.png "PROMPT"; repeat for more,
+        /// they run in order, each seeing the ones before it
+        #[arg(long, num_args = 2, value_names = ["MASK", "PROMPT"], conflicts_with_all = ["mask", "prompt", "regions"])]
+        region: Vec<String>,
+        /// The regions as JSON: [{"mask": "a.png", "prompt": "..."}, ...]; mask
+        /// paths are relative to the JSON file's folder
+        #[arg(long, conflicts_with_all = ["mask", "prompt"])]
+        regions: Option<PathBuf>,
         /// The image's own codes (CODES.json) when the model made it: kept cells stay bit-identical
         #[arg(long)]
         tokens: Option<PathBuf>,

@@ -2,6 +2,7 @@
 
 mod args;
 mod progress;
+mod regions;
 mod run;
 mod runner;
 

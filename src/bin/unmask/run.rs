@@ -100,15 +100,15 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             finish_image(&runner, Job::Generate { prompt, width, height, settings }, &out)
         }
-        Command::Inpaint { model, remote, prompt, image, mask, tokens, grow, cover, retouch, sampling, out } => {
+        Command::Inpaint { model, remote, prompt, image, mask, region, regions, tokens, grow, cover, retouch, sampling, out } => {
             let runner = Runner::open(&model, &remote)?;
             let img = image_io::open_rgb(&image)?;
-            let m = image_io::mask_of(&image_io::open(&mask)?);
+            let regions = crate::regions::read(prompt, mask, region, regions, img.width(), img.height())?;
             let codes = tokens.map(|t| codes::read(&t, runner.info().codebook_size)).transpose()?;
             let feather = feather_px(runner.info(), retouch.feather)?;
             let settings = image_settings(runner.info(), &sampling, false)?;
             let context = retouch.context;
-            let job = Job::Inpaint { prompt, image: img, mask: m, codes, grow, cover, feather, context, content: None, settings };
+            let job = Job::Inpaint { regions, image: img, codes, grow, cover, feather, context, content: None, settings };
             announce_crops(&runner, &job, &out)?;
             finish_image(&runner, job, &out)
         }
@@ -120,7 +120,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let settings = image_settings(runner.info(), &sampling, false)?;
             let context = retouch.context;
             eprintln!("{}x{} px -> {}x{} px canvas", img.width(), img.height(), canvas.width(), canvas.height());
-            let job = Job::Inpaint { prompt, image: canvas, mask: m, codes: None, grow: 0, cover: Cover::Any, feather, context, content: Some(content), settings };
+            let regions = vec![tasks::Region::new(m, prompt)];
+            let job = Job::Inpaint { regions, image: canvas, codes: None, grow: 0, cover: Cover::Any, feather, context, content: Some(content), settings };
             announce_crops(&runner, &job, &out)?;
             finish_image(&runner, job, &out)
         }
@@ -400,21 +401,21 @@ fn feather_px(info: &ModelInfo, feather: Option<f32>) -> Result<f32> {
 /// Prints the crops an inpaint will run and refuses, before the run,
 /// `--tokens-out` when the result will have no codes at the image's scale.
 fn announce_crops(runner: &Runner, job: &Job, out: &OutArgs) -> Result<()> {
-    let Job::Inpaint { image, mask, codes, context, settings, .. } = job else { return Ok(()) };
+    let Job::Inpaint { image, regions, codes, context, settings, .. } = job else { return Ok(()) };
     // a server plans its crops itself; its result says which ran
     let Some(engine) = runner.engine() else { return Ok(()) };
-    let crops = tasks::inpaint::plan(engine, image, mask, codes.as_ref(), *context, settings)?;
     let w = engine.info.work_area;
-    eprintln!(
-        "context {context}: {} crop(s), working area {} px (max upscale {})",
-        crops.len(),
-        w.area,
-        w.max_upscale
-    );
-    for (i, c) in crops.iter().enumerate() {
-        eprintln!("  crop {}: {}", i + 1, c.describe());
+    let mut scaled = false;
+    for (k, r) in regions.iter().enumerate() {
+        let crops = tasks::inpaint::plan(engine, image, &r.mask, codes.as_ref(), *context, settings)?;
+        let which = if regions.len() > 1 { format!("region {} \"{}\": ", k + 1, r.prompt) } else { String::new() };
+        eprintln!("{which}context {context}: {} crop(s), working area {} px (max upscale {})", crops.len(), w.area, w.max_upscale);
+        for (i, c) in crops.iter().enumerate() {
+            eprintln!("  crop {}: {}", i + 1, c.describe());
+        }
+        scaled |= crops.iter().any(|c| !c.native());
     }
-    if out.tokens_out.is_some() && crops.iter().any(|c| !c.native()) {
+    if out.tokens_out.is_some() && scaled {
         return Err(Error::invalid(
             "--tokens-out: the model works on a scaled crop, so no codes describe the result at its own size; \
              drop --tokens-out, or use --context whole on an image within the working area",

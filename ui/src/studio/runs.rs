@@ -40,9 +40,8 @@ impl Studio {
                     Job::Edit { instruction: self.prompt.clone(), image: image.clone(), fit: FitMode::Auto, settings }
                 } else {
                     Job::Inpaint {
-                        prompt: self.prompt.clone(),
+                        regions: vec![unmask::tasks::Region::new(mask.clone(), self.prompt.clone())],
                         image: image.clone(),
-                        mask: mask.clone(),
                         codes: codes.clone(),
                         grow: self.settings.grow,
                         // the Studio keeps the painted-area rule: every cell the brush touched
