@@ -157,7 +157,7 @@ fn every_route_but_health_needs_the_token() {
     }
     let (code, body) = call(&s, "GET", "/health", None, None, None);
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("\"protocol\":1"), "{body}");
+    assert!(body.contains("\"protocol\":2"), "{body}");
     let (code, body) = call(&s, "GET", "/v1/model", Some(TOKEN), None, None);
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"vocab\":398"), "{body}");

@@ -269,8 +269,9 @@ pub fn run(engine: &Engine, job: &Inpaint<'_>, progress: &mut dyn Progress) -> R
             let cells_px = imageops::resize(&cells_px, c.source.w, c.source.h, FilterType::Nearest);
             composite_at(&mut out, (c.source.x, c.source.y), &back, &painted_in(&painted, &cells_px), job.feather);
         }
-        // a whole-image native run leaves the model's codes of the padded image
-        if codes.is_none() && all_native && n == 1 && (c.source.x, c.source.y) == (0, 0) {
+        // a whole-image native crop leaves the model's codes of the padded
+        // image; later native crops (other regions) update them in place
+        if codes.is_none() && all_native && (c.source.x, c.source.y) == (0, 0) {
             let (gh, gw) = ((image.height()).div_ceil(f) as usize, (image.width()).div_ceil(f) as usize);
             if (result.height, result.width) == (gh, gw) {
                 codes = Some(result);

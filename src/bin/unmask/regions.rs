@@ -76,7 +76,7 @@ pub fn read(prompt: Option<String>, mask: Option<PathBuf>, region: Vec<String>, 
         let m = image_io::mask_of(&image_io::open(&path).map_err(|e| Error::invalid(format!("{flag}: {e}")))?);
         if m.dimensions() != (w, h) {
             return Err(Error::invalid(format!(
-                "{flag}: the mask {} is {}x{} but the image is {w}x{h}: paint each mask on the same image",
+                "{flag}: {}: mask is {}x{} but the image is {w}x{h}: paint each mask on the same image",
                 path.display(),
                 m.width(),
                 m.height()
