@@ -74,6 +74,45 @@ pub struct BundleDefaults {
     /// How many times a small retouch crop may be enlarged (default 4; 1 for
     /// a model that knows one scale).
     pub max_upscale: Option<f64>,
+    /// How to describe a picture in a prompt the model draws from (the
+    /// Studio's "Describe" on a region): questions asked in turn, `{1}`,
+    /// `{2}`... standing for earlier answers; default [`Describe::RELEASE`].
+    pub describe: Option<Describe>,
+}
+
+/// Questions whose answers fill a prompt (see [`BundleDefaults::describe`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Describe {
+    pub questions: Vec<String>,
+    /// The prompt, with `{k}` for the k-th answer.
+    pub prompt: String,
+}
+
+impl Describe {
+    /// The released model answers a free question in a sentence.
+    pub fn release() -> Self {
+        Self { questions: vec!["Describe this image in one short sentence.".into()], prompt: "{1}".into() }
+    }
+
+    /// The `k`-th question (from 0) with the answers so far put in, or
+    /// `None` past the last.
+    pub fn question(&self, k: usize, answers: &[String]) -> Option<String> {
+        self.questions.get(k).map(|q| fill(q, answers))
+    }
+
+    /// The prompt once every question is answered.
+    pub fn prompt(&self, answers: &[String]) -> String {
+        fill(&self.prompt, answers).split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn fill(template: &str, answers: &[String]) -> String {
+    let mut out = template.to_string();
+    // from the last: "{12}" is never read as "{1}" and a "2"
+    for (i, a) in answers.iter().enumerate().rev() {
+        out = out.replace(&format!("{{{}}}", i + 1), a.trim().trim_end_matches(['.', '?', '!']));
+    }
+    out
 }
 
 impl BundleDefaults {

@@ -66,6 +66,9 @@ pub struct ModelInfo {
     pub work_area: crate::crop::WorkArea,
     /// Answer positions for understanding, when the bundle names them.
     pub default_gen_length: Option<usize>,
+    /// How a picture is described as a prompt (the bundle's, else the release's).
+    #[serde(default = "crate::bundle::Describe::release")]
+    pub describe: crate::bundle::Describe,
 }
 
 impl ModelInfo {
@@ -112,6 +115,7 @@ impl ModelInfo {
             default_temperature: b.defaults.temperature,
             work_area: b.defaults.work_area(),
             default_gen_length: b.defaults.gen_length,
+            describe: b.defaults.describe.clone().unwrap_or_else(crate::bundle::Describe::release),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The Studio's session on disk, so a crash or a kill loses no work: every
 //! open document with its versions (PNG with `parameters`, their codes and
-//! settings), its mask and its Ask history, and the Retouch and Sketch
-//! prompts. Fields added since the first format have serde defaults, so an
+//! settings), its regions (masks, prompts, names, colours, order) and its
+//! Ask history, and the Retouch and Sketch prompts. Fields added since the first format have serde defaults, so an
 //! older session still restores. A background thread writes it as it changes (a
 //! 24 MP PNG takes a second to encode: never on the UI thread); the index is
 //! written last, atomically, and names only files already complete, so a
@@ -50,6 +50,21 @@ struct DocEntry {
     saved_to: Option<PathBuf>,
     #[serde(default)]
     chat: Vec<ChatEntry>,
+    /// Every region in run order (`mask` above is the selected one's, what
+    /// a session from before regions has alone).
+    #[serde(default)]
+    regions: Vec<RegionEntry>,
+    #[serde(default)]
+    selected: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RegionEntry {
+    name: String,
+    prompt: String,
+    color: Option<[u8; 3]>,
+    hidden: bool,
+    mask: String,
 }
 
 /// The prompts of Retouch and Sketch (each mode keeps its own).
@@ -81,7 +96,9 @@ struct DocSnap {
     chat: Vec<ChatEntry>,
     current: usize,
     dirty: bool,
-    mask: GrayImage,
+    /// Each region (its mask last) and which is selected.
+    regions: Vec<(crate::document::Region, GrayImage)>,
+    selected: usize,
     mask_revision: u64,
     versions: Vec<(Arc<RgbImage>, Option<CodeGrid>, String, Option<String>, Option<u64>, Option<Rect>)>,
 }
@@ -122,15 +139,23 @@ impl SessionWriter {
 
     /// Queues a save when anything changed since the last one: each
     /// document with its Ask history (the open one's is not in the document
-    /// itself, see `Document::chat`), and the prompts.
-    pub fn save(&mut self, docs: &[(&Document, &[ChatTurn])], prompts: &Prompts) {
-        let state: Vec<_> = docs.iter().map(|(d, c)| (d.id, d.revision, d.versions.len(), d.current, c.len(), c.last().is_some_and(|t| t.done))).collect();
+    /// itself, see `Document::chat`), and the prompts. With `last_is_open`
+    /// the last document is the open one: its selected region's prompt is
+    /// the Retouch prompt field's (`prompts.retouch`), maybe not yet written back.
+    pub fn save(&mut self, docs: &[(&Document, &[ChatTurn])], prompts: &Prompts, last_is_open: bool) {
+        let state: Vec<_> = docs.iter().map(|(d, c)| (d.id, d.revision ^ d.edits << 32, d.versions.len(), d.current, c.len(), c.last().is_some_and(|t| t.done))).collect();
         if state == self.last.0 && *prompts == self.last.1 {
             return;
         }
         self.last = (state, prompts.clone());
         let mut snaps = Vec::new();
-        for (d, chat) in docs {
+        for (k, (d, chat)) in docs.iter().enumerate() {
+            let mut regions: Vec<(crate::document::Region, GrayImage)> = d.region_parts().into_iter().map(|(r, m)| (r, m.clone())).collect();
+            if last_is_open && k + 1 == docs.len() {
+                if let Some(r) = regions.get_mut(d.selected_region()) {
+                    r.0.prompt = prompts.retouch.clone();
+                }
+            }
             let versions = d
                 .versions
                 .iter()
@@ -148,7 +173,8 @@ impl SessionWriter {
                 chat: chat.iter().map(|t| ChatEntry { question: t.question.clone(), answer: t.answer.clone(), answered: t.answered }).collect(),
                 current: d.current,
                 dirty: d.dirty,
-                mask: d.mask.clone(),
+                regions,
+                selected: d.selected_region(),
                 mask_revision: d.revision,
                 versions,
             });
@@ -230,14 +256,20 @@ fn write_snapshot(dir: &Path, snap: &Snapshot, masks_written: &mut std::collecti
             };
             versions.push(VersionEntry { file, codes: codes_file, label: label.clone(), parameters: parameters.clone(), seed: *seed, content: *content });
         }
-        // masks change: one file per revision, the index names the newest complete one
-        let mask = format!("{}-mask-{}.png", d.key, d.mask_revision);
-        if masks_written.get(&d.key) != Some(&d.mask_revision) || !dir.join(&mask).is_file() {
-            let bytes = gray_png(&d.mask)?;
-            unmask::image_io::write_atomic(&dir.join(&mask), &bytes).map_err(|e| e.to_string())?;
-            masks_written.insert(d.key.clone(), d.mask_revision);
+        // masks change: one file per region and revision, the index names the newest complete ones
+        let mut regions = Vec::new();
+        for (i, (r, m)) in d.regions.iter().enumerate() {
+            let file = format!("{}-mask-{}-r{i}.png", d.key, d.mask_revision);
+            let key = format!("{}-r{i}", d.key);
+            if masks_written.get(&key) != Some(&d.mask_revision) || !dir.join(&file).is_file() {
+                let bytes = gray_png(m)?;
+                unmask::image_io::write_atomic(&dir.join(&file), &bytes).map_err(|e| e.to_string())?;
+                masks_written.insert(key, d.mask_revision);
+            }
+            keep.insert(file.clone());
+            regions.push(RegionEntry { name: r.name.clone(), prompt: r.prompt.clone(), color: r.color, hidden: r.hidden, mask: file });
         }
-        keep.insert(mask.clone());
+        let mask = regions.get(d.selected).map(|r| r.mask.clone()).unwrap_or_default();
         index.documents.push(DocEntry {
             path: d.path.clone(),
             current: d.current,
@@ -246,6 +278,8 @@ fn write_snapshot(dir: &Path, snap: &Snapshot, masks_written: &mut std::collecti
             versions,
             saved_to: d.saved_to.clone(),
             chat: d.chat.clone(),
+            regions,
+            selected: d.selected,
         });
     }
     if index.documents.is_empty() {
@@ -299,9 +333,16 @@ pub fn restore(dir: &Path) -> (Vec<Document>, Vec<String>) {
     let Some(idx) = std::fs::read_to_string(dir.join(INDEX)).ok().and_then(|t| serde_json::from_str::<Index>(&t).ok()) else {
         return (docs, vec![format!("{}: the session index is unreadable", dir.display())]);
     };
-    for d in idx.documents {
-        match restore_doc(dir, &d) {
-            Ok(doc) => docs.push(doc),
+    let n = idx.documents.len();
+    for (k, d) in idx.documents.iter().enumerate() {
+        match restore_doc(dir, d) {
+            Ok(mut doc) => {
+                // a session from before regions kept the open document's prompt alone
+                if d.regions.is_empty() && k + 1 == n {
+                    doc.set_region_prompt(0, &idx.prompts.retouch);
+                }
+                docs.push(doc)
+            }
             Err(e) => problems.push(e),
         }
     }
@@ -330,9 +371,22 @@ fn restore_doc(dir: &Path, d: &DocEntry) -> Result<Document, String> {
     doc.dirty = d.dirty;
     doc.saved_to = d.saved_to.clone();
     doc.chat = d.chat.iter().map(|t| ChatTurn { question: t.question.clone(), answer: t.answer.clone(), done: true, answered: t.answered }).collect();
-    let mask = unmask::image_io::open(&dir.join(&d.mask)).map_err(|e| e.to_string())?.to_luma8();
-    if mask.dimensions() == doc.image().dimensions() {
-        doc.mask = mask;
+    let read = |file: &str| unmask::image_io::open(&dir.join(file)).map(|m| m.to_luma8()).map_err(|e| e.to_string());
+    if d.regions.is_empty() {
+        let mask = read(&d.mask)?;
+        if mask.dimensions() == doc.image().dimensions() {
+            doc.mask = mask;
+        }
+    } else {
+        let mut parts = Vec::new();
+        for r in &d.regions {
+            let region = crate::document::Region::restored(&r.name, &r.prompt, r.color, r.hidden);
+            parts.push((region, read(&r.mask)?));
+        }
+        // masks of another size than the image are blanked there
+        doc.set_regions(parts, d.selected);
     }
+    // restoring is no edit: nothing to undo
+    doc.forget_undo();
     Ok(doc)
 }

@@ -135,9 +135,28 @@ fn studio_methods(text: &str) -> Vec<String> {
     out
 }
 
-/// Names of the methods called on `self`.
+/// The text of a file's `impl Studio` blocks: only there is `self` a Studio
+/// (a `Document` method may share a name with a Studio action).
+fn studio_impls(text: &str) -> String {
+    let mut inside = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("impl Studio {") {
+            inside = true;
+        } else if line == "}" {
+            inside = false;
+        } else if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Names of the methods called on `self` (a Studio).
 fn self_calls(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    let text = &studio_impls(text);
     for (i, _) in text.match_indices("self.") {
         let name: String = text[i + 5..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
         if text[i + 5 + name.len()..].starts_with('(') {
@@ -249,4 +268,7 @@ fn the_check_finds_a_circle() {
     let code = "impl Studio {\n    pub fn start(&mut self) {\n        self.refuse(\"x\");\n        self.view.fit(s);\n    }\n\n    pub(crate) fn refuse(&mut self) {}\n}\n";
     assert_eq!(studio_methods(code), ["start", "refuse"]);
     assert_eq!(self_calls(code).into_iter().collect::<Vec<_>>(), ["refuse"]);
+    // `self` in another type's impl is no Studio: its calls are not Studio's
+    let other = "impl Document {\n    pub fn delete(&mut self) {\n        self.refuse(\"x\");\n    }\n}\n";
+    assert!(self_calls(other).is_empty());
 }

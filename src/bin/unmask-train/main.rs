@@ -360,7 +360,9 @@ fn write_bundle(a: &Args, cfg: &LladaConfig, vq_json: &serde_json::Value, sp: &u
             "name": "unmask-shapes", "width": vq_train::SIDE, "height": vq_train::SIDE,
             "steps": 12, "cfg": 3.0, "edit_cfg": 2.5, "edit_cfg_img": 2.0, "temperature": 0.0, "gen_length": a.gen_length,
             // the shapes world has one scale: retouch crops are never enlarged
-            "max_upscale": 1.0
+            "max_upscale": 1.0,
+            // the world knows no free description; two of its questions make a prompt it draws from
+            "describe": { "questions": ["what shape is in the image?", "what color is the {1}?"], "prompt": "a large {2} {1}" }
         }
     });
     write_json(&out.join("unmask.json"), &unmask_json)

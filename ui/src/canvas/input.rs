@@ -96,8 +96,11 @@ impl Studio {
         let erase = self.tool == Tool::Eraser || alt;
         for e in &events {
             match *e {
-                Event::PointerButton { pos, button: PointerButton::Primary, pressed: true, .. } if self.on_canvas(ui, resp, pos) => {
-                    if self.near_divider(pos) {
+                Event::PointerButton { pos, button: PointerButton::Primary, pressed: true, modifiers } if self.on_canvas(ui, resp, pos) => {
+                    if modifiers.command && !self.view.stroke_active {
+                        // Ctrl+click picks the region painted under the pointer
+                        self.pick_region_at(self.view.to_image(pos));
+                    } else if self.near_divider(pos) {
                         self.view.divider_drag = true;
                     } else if !blocked && !self.view.stroke_active {
                         self.begin_gesture(self.view.to_image(pos), radius, erase);
@@ -145,6 +148,17 @@ impl Studio {
         }
     }
 
+    /// Selects the region painted at `p` (image pixels), if any.
+    fn pick_region_at(&mut self, p: (f32, f32)) {
+        let Some(doc) = self.doc.as_ref() else { return };
+        if p.0 < 0.0 || p.1 < 0.0 {
+            return;
+        }
+        if let Some(i) = doc.region_at(p.0 as u32, p.1 as u32) {
+            self.select_region(i);
+        }
+    }
+
     /// The button went down on the canvas at `p` (image pixels).
     fn begin_gesture(&mut self, p: (f32, f32), radius: f32, erase: bool) {
         self.view.stroke_active = true;
@@ -188,6 +202,10 @@ impl Studio {
             doc.begin_mask_edit();
         }
         let d = mask_paint::stroke_segment(&mut doc.mask, a, b, radius, erase);
+        if !erase {
+            // regions never overlap: the stroke takes these pixels from the others
+            doc.claim(d);
+        }
         doc.revision += 1;
         // painting is looking at the mask again
         self.view.mask_shown = true;
@@ -205,11 +223,21 @@ impl Studio {
     /// Uploads only the changed part of the overlay (fluid on large images).
     fn update_mask_texture(&mut self, d: Dirty) {
         let Some(doc) = self.doc.as_ref() else { return };
-        if let Some((tex, rev)) = self.view.mask_tex.as_mut() {
-            if !d.is_empty() && tex.size() == [doc.mask.width() as usize, doc.mask.height() as usize] {
-                tex.set_partial([d.x0 as usize, d.y0 as usize], overlay(&doc.mask, d, self.view.overlay_rgb), TextureOptions::NEAREST);
-                *rev = doc.revision;
-            }
+        let fits = self.view.mask_tex.as_ref().is_some_and(|(tex, _)| tex.size() == [doc.mask.width() as usize, doc.mask.height() as usize]);
+        if d.is_empty() || !fits {
+            return;
         }
+        let pixels = overlay(&self.overlay_layers(), d);
+        let revision = doc.revision;
+        if let Some((tex, rev)) = self.view.mask_tex.as_mut() {
+            tex.set_partial([d.x0 as usize, d.y0 as usize], pixels, TextureOptions::NEAREST);
+            *rev = revision;
+        }
+    }
+
+    /// Every shown region's mask with its colour, in run order.
+    pub(crate) fn overlay_layers(&self) -> Vec<(&GrayImage, [u8; 3])> {
+        let Some(doc) = self.doc.as_ref() else { return Vec::new() };
+        (0..doc.regions().len()).filter(|&i| !doc.regions()[i].hidden).map(|i| (doc.region_mask(i), self.region_color(i))).collect()
     }
 }

@@ -15,6 +15,9 @@ use crate::viewport::pixels::{crop_image, fitted, fitted_overlay, mean_hue, opti
 
 mod compare;
 mod input;
+mod labels;
+
+pub(crate) use labels::{cut, RowAction};
 
 /// The four sides of `r` as dashes.
 fn dashed(r: Rect) -> Vec<[Pos2; 2]> {
@@ -100,7 +103,7 @@ impl Studio {
         // an oversized mask is re-uploaded downscaled once a stroke ends
         let stale_mask = self.view.mask_tex.as_ref().is_none_or(|t| t.1 != doc.revision);
         if stale_mask && !(self.view.stroke_active && self.view.mask_tex.is_some()) {
-            let tex = ctx.load_texture("canvas-mask", fitted_overlay(&doc.mask, max_side, rgb), TextureOptions::NEAREST);
+            let tex = ctx.load_texture("canvas-mask", fitted_overlay(&self.overlay_layers(), max_side), TextureOptions::NEAREST);
             self.view.mask_tex = Some((tex, doc.revision));
         }
 
@@ -149,6 +152,7 @@ impl Studio {
             self.view.compare_tex = None;
         }
         self.tools(ui, &resp, &painter);
+        self.region_labels(ui);
     }
 
     /// The mask overlay's colour: the chosen one, or for `Auto` the one that
@@ -213,15 +217,20 @@ impl Studio {
             return;
         }
         self.refresh_plan();
-        let stroke = Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 220, 0, 160));
+        // one region keeps the cells yellow and the boxes blue; several draw each in its colour
+        let several = self.doc.as_ref().is_some_and(|d| d.regions().len() > 1);
+        let colour = |k: usize, alpha: u8, one: [u8; 3]| {
+            let c = if several { self.region_color(k) } else { one };
+            Color32::from_rgba_unmultiplied(c[0], c[1], c[2], alpha)
+        };
         if let Some((_, rects)) = &self.view.cells {
-            for r in rects.iter().take(20_000) {
+            for (r, k) in rects.iter().zip(&self.view.cell_regions).take(20_000) {
                 let sr = Rect::from_min_max(self.view.to_screen((r.min.x, r.min.y)), self.view.to_screen((r.max.x, r.max.y)));
-                painter.rect_stroke(sr, 0.0, stroke, egui::StrokeKind::Inside);
+                painter.rect_stroke(sr, 0.0, Stroke::new(1.0, colour(*k, 160, [255, 220, 0])), egui::StrokeKind::Inside);
             }
         }
-        let box_stroke = Stroke::new(1.5, Color32::from_rgb(90, 200, 255));
-        for c in &self.view.crops {
+        for (c, k) in self.view.crops.iter().zip(&self.view.crop_regions) {
+            let box_stroke = Stroke::new(1.5, colour(*k, 255, [90, 200, 255]));
             let s = c.source;
             let r = Rect::from_min_max(self.view.to_screen((s.x as f32, s.y as f32)), self.view.to_screen((s.x1() as f32, s.y1() as f32)));
             for seg in dashed(r) {

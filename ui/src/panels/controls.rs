@@ -33,7 +33,7 @@ impl Studio {
     }
 
     fn retouch_controls(&mut self, ui: &mut egui::Ui) {
-        ui.label("Paint over what should change, then say what it becomes. With no mask the prompt is an edit instruction for the whole image.");
+        ui.label("Paint over what should change, then say what it becomes; each region has its own prompt (N: new region, Ctrl+click: pick the region under the pointer). With nothing painted the prompt is an edit instruction for the whole image.");
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.tool, Tool::Brush, "Brush");
             ui.selectable_value(&mut self.tool, Tool::Eraser, "Eraser");
@@ -43,10 +43,10 @@ impl Studio {
         // screen points: the same size on screen at every zoom (settings.rs)
         ui.add(egui::Slider::new(&mut self.settings.brush_size, 1.0..=512.0).logarithmic(true).fixed_decimals(0).text("Brush (screen px) ([ ])"));
         ui.horizontal(|ui| {
-            if ui.button("Invert").clicked() {
-                self.edit_mask(mask_paint::invert);
+            if ui.button("Invert").on_hover_text("the selected region becomes everything no region holds").clicked() {
+                self.invert_region();
             }
-            if ui.button("Clear mask").clicked() {
+            if ui.button("Clear mask").on_hover_text("of the selected region").clicked() {
                 self.edit_mask(mask_paint::clear);
             }
             ui.checkbox(&mut self.settings.show_cells, "cells");
@@ -56,8 +56,8 @@ impl Studio {
         ui.add(egui::Slider::new(&mut self.settings.feather, 0.0..=64.0).text("feather (px)"));
         self.context_controls(ui);
         ui.collapsing("Extend canvas", |ui| self.extend_controls(ui));
-        ui.label("Prompt");
-        self.prompt_field(ui);
+        ui.separator();
+        self.regions_list(ui);
     }
 
     /// How the canvas shows the mask and the result: the overlay and its
@@ -102,7 +102,7 @@ impl Studio {
     }
 
     fn extend_controls(&mut self, ui: &mut egui::Ui) {
-        ui.label("Add a border for the model to fill (it becomes the mask).");
+        ui.label("Add a border for the model to fill (it becomes a region of its own).");
         let b = &mut self.extend_by;
         ui.horizontal(|ui| {
             ui.add(egui::DragValue::new(&mut b[0]).range(0..=4096).prefix("left "));
@@ -159,7 +159,17 @@ impl Studio {
     }
 
     fn ask_controls(&mut self, ui: &mut egui::Ui) {
-        ui.label("Ask about the image on the canvas.");
+        let sel = self.doc.as_ref().map(|d| d.selected_region()).unwrap_or(0);
+        match self.region_crop(sel) {
+            Some((name, r)) => {
+                let about = if self.ask_whole { "the whole image".to_string() } else { format!("{name}: its context, {}x{} px", r.w, r.h) };
+                ui.label(format!("Ask about {about}."));
+                ui.checkbox(&mut self.ask_whole, "whole image").on_hover_text("else the selected region's context crop (what a retouch of it sees)");
+            }
+            None => {
+                ui.label("Ask about the image on the canvas (or select a painted region to ask about its part).");
+            }
+        }
         for t in &self.chat {
             ui.label(RichText::new(format!("Q: {}", t.question)).strong());
             ui.label(format!("A: {}", t.shown_answer()));

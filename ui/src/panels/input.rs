@@ -57,6 +57,10 @@ impl Studio {
                 !typing && i.key_down(Key::C),
             )
         });
+        // N: a new region (not while a text field takes the letter)
+        if !typing && self.doc.is_some() && ui.input_mut(|i| i.consume_key(Modifiers::NONE, Key::N)) {
+            self.new_region();
+        }
         if redo {
             self.redo();
         } else if undo && !typing {

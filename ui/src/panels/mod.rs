@@ -12,6 +12,7 @@ mod history;
 mod input;
 mod menu;
 mod prompts;
+mod regions;
 mod status;
 
 impl Studio {

@@ -62,14 +62,15 @@ impl Studio {
     /// The prompt of Retouch or Sketch (each has its own), with a hint that
     /// reads as a hint: weak, italic, saying what to type rather than
     /// looking like text already typed.
-    pub(crate) fn prompt_field(&mut self, ui: &mut egui::Ui) {
+    pub(crate) fn prompt_field(&mut self, ui: &mut egui::Ui) -> egui::Response {
         let hint = match self.mode {
             Mode::Sketch => "Describe the image to sketch…",
             _ if self.doc.as_ref().is_some_and(|d| d.mask_is_empty()) => "Say how the image should change (nothing is painted: an edit)…",
+            _ if self.doc.as_ref().is_some_and(|d| d.regions().len() > 1) => "Describe what this region becomes…",
             _ => "Describe what the painted area becomes…",
         };
         let hint = RichText::new(hint).italics().color(ui.visuals().weak_text_color());
-        ui.add(egui::TextEdit::multiline(&mut self.prompt).desired_rows(3).hint_text(hint));
+        ui.add(egui::TextEdit::multiline(&mut self.prompt).desired_rows(3).hint_text(hint))
     }
 
     /// Asked once at start when the last session did not close cleanly.

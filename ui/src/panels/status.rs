@@ -44,6 +44,7 @@ impl Studio {
                     RunKind::Edit => "editing",
                     RunKind::Sketch => "sketching",
                     RunKind::Ask => "answering",
+                    RunKind::Describe => "describing",
                 };
                 ui.label(format!("{what} {}/{}", run.step, run.total));
             }

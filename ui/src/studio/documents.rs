@@ -42,7 +42,8 @@ impl Studio {
         if !keep {
             self.doc = None;
         }
-        self.push_document(Document::new(img, path, &label));
+        // a new photo takes the prompt typed so far (as the field did before regions)
+        self.push_document(Document::new(img, path, &label), false);
         if self.run.is_none() {
             self.variants.clear();
         }
@@ -79,16 +80,24 @@ impl Studio {
         }
     }
 
+    /// Undoes the last step of the open document: a stroke, a region or
+    /// prompt edit, a new version. A prompt being typed is an edit of its own.
     pub fn undo(&mut self) {
+        self.flush_prompt();
         if let Some(d) = self.doc.as_mut() {
             d.undo();
         }
+        self.load_prompt();
+        self.view.mask_tex = None;
     }
 
     pub fn redo(&mut self) {
+        self.flush_prompt();
         if let Some(d) = self.doc.as_mut() {
             d.redo();
         }
+        self.load_prompt();
+        self.view.mask_tex = None;
     }
 
     /// Applies a finished variant: a new version of the document the run
@@ -113,14 +122,17 @@ impl Studio {
                 let mut d = Document::new(v.image.clone(), None, label);
                 d.versions[0] = v;
                 d.dirty = true;
-                self.push_document(d);
+                self.push_document(d, false);
             }
         }
     }
 
     /// Makes `d` the open document; the one open before waits in its tab.
-    /// Each takes its Ask history along (`chat` is the open document's).
-    pub(crate) fn push_document(&mut self, mut d: Document) {
+    /// Each takes its Ask history along (`chat` is the open document's) and
+    /// its regions' prompts: with `load`, the prompt field shows `d`'s
+    /// selected region's (else it keeps its text for `d`).
+    pub(crate) fn push_document(&mut self, mut d: Document, load: bool) {
+        self.flush_prompt();
         let chat = std::mem::take(&mut d.chat);
         if let Some(mut old) = self.doc.take() {
             old.chat = std::mem::replace(&mut self.chat, chat);
@@ -129,6 +141,9 @@ impl Studio {
             self.chat = chat;
         }
         self.doc = Some(d);
+        if load {
+            self.load_prompt();
+        }
         self.reset_view();
     }
 
@@ -139,7 +154,7 @@ impl Studio {
         }
         let Some(i) = self.background.iter().position(|d| d.id == id) else { return };
         let d = self.background.remove(i);
-        self.push_document(d);
+        self.push_document(d, true);
         // keep tabs in opening order
         self.background.sort_by_key(|d| d.id);
     }
@@ -167,14 +182,17 @@ impl Studio {
     }
 
     /// Extends the canvas of the open document by the given borders; the new
-    /// border becomes the mask, for the next retouch to fill.
+    /// border becomes a region of its own, selected, for the next retouch to fill.
     pub fn extend_canvas(&mut self, left: u32, right: u32, top: u32, bottom: u32) {
         if self.run.is_some() {
             return self.refuse("a run is in progress: wait for it or cancel it");
         }
+        self.flush_prompt();
         let Some(doc) = self.doc.as_mut() else { return self.refuse("open an image first") };
         match doc.extend(left, right, top, bottom) {
             Ok(()) => {
+                self.load_prompt();
+                self.view.mask_tex = None;
                 self.view.fit_pending = true;
                 self.set_mode(Mode::Retouch);
             }

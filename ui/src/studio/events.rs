@@ -95,6 +95,10 @@ impl Studio {
         if run.finished >= run.jobs.len() {
             let (kind, doc_id) = (run.kind, run.doc_id);
             self.run = None;
+            if kind == RunKind::Describe {
+                // cancelled or failed: nothing more is asked
+                self.describing = None;
+            }
             if kind == RunKind::Ask {
                 if let Some(t) = self.chat_of(doc_id) {
                     t.done = true;
@@ -128,6 +132,12 @@ impl Studio {
                     seed,
                     content: None,
                 });
+            }
+            Output::Answer { text, .. } if self.run.as_ref().is_some_and(|r| r.kind == RunKind::Describe) => {
+                if self.describe_answer(text) {
+                    // the next question runs in the same run
+                    return;
+                }
             }
             Output::Answer { text, .. } => {
                 if let Some(t) = self.run_chat() {

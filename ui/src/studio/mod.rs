@@ -5,8 +5,9 @@
 //! This file holds the state and the queries every part reads; each child
 //! module adds the actions of one topic to [`Studio`] and depends only on
 //! this file, `state` and the children listed before it:
-//! `runs` (starting and cancelling runs), `documents` (open, save, tabs,
-//! versions, Extend canvas), `model` (model folders, the server, the
+//! `regions` (the open document's regions and the prompt field that
+//! edits the selected one's prompt), `runs` (starting and cancelling
+//! runs), `documents` (open, save, tabs, versions, Extend canvas), `model` (model folders, the server, the
 //! download), `recovery` (the session kept on disk), `plan` (the crops and
 //! cells a retouch will work on), `events` (the worker's events, once a
 //! frame), `paths` (paths typed in the Studio instead of a file dialog, the
@@ -30,11 +31,12 @@ mod model;
 mod paths;
 mod plan;
 mod recovery;
+mod regions;
 mod runs;
 mod startup;
 mod state;
 
-pub use state::{ChatTurn, ClosePrompt, Mode, ModelStatus, Notice, NoticeKind, PathKind, PathPrompt, Run, RunKind, SaveTarget, Tool};
+pub use state::{ChatTurn, ClosePrompt, Describing, Mode, ModelStatus, Notice, NoticeKind, PathKind, PathPrompt, Run, RunKind, SaveTarget, Tool};
 
 /// Notices kept at most (the oldest go first).
 const MAX_NOTICES: usize = 12;
@@ -68,6 +70,13 @@ pub struct Studio {
     parked_prompt: String,
     prompt_mode: Mode,
     pub question: String,
+    /// Ask about the whole image even when the selected region is painted
+    /// (else Ask answers about that region's context crop).
+    pub ask_whole: bool,
+    /// A Describe run's state (with `RunKind::Describe`).
+    pub describing: Option<Describing>,
+    /// The region being renamed and the name typed so far.
+    pub(crate) renaming: Option<(usize, String)>,
     /// The open document's Ask history (each document keeps its own: the
     /// others' are in their `Document::chat`).
     pub chat: Vec<ChatTurn>,
@@ -138,6 +147,12 @@ impl Studio {
         if self.notices.len() > MAX_NOTICES {
             self.notices.remove(0);
         }
+    }
+
+    /// A run refused before it started; the reason is in the title, the
+    /// line always shown (not under "details").
+    pub(crate) fn refuse(&mut self, why: &str) {
+        self.notify_as(NoticeKind::Refused, None, &format!("Cannot run: {why}"), "", true);
     }
 
     /// A run of `serial` gave a result: the refusals, failures and cancels

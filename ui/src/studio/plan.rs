@@ -1,5 +1,5 @@
-//! What a retouch will work on, before it runs: the context crops of the
-//! current mask and the token cells they regenerate (the canvas draws
+//! What a retouch will work on, before it runs: the context crops of
+//! every painted region and the token cells they regenerate (the canvas draws
 //! them), and the working size the status bar shows.
 
 use egui::{Pos2, Rect};
@@ -61,20 +61,29 @@ impl Studio {
             return;
         }
         let v = doc.version();
-        let native = v.codes.as_ref().is_some_and(|c| (c.height, c.width) == ((doc.mask.height() as usize).div_ceil(f), (doc.mask.width() as usize).div_ceil(f)));
-        let crops = unmask::crop::plan(&doc.mask, f, self.settings.context, info.work_area, native).unwrap_or_default();
-        let mut rects = Vec::new();
-        for c in &crops {
-            if let Ok((gh, gw, cells)) = unmask::tasks::inpaint::crop_cells(&doc.mask, c, f, self.settings.grow, Default::default(), v.content) {
-                let (sx, sy) = (c.source.w as f32 / c.work_w as f32, c.source.h as f32 / c.work_h as f32);
-                let ff = f as f32;
-                for i in (0..gh * gw).filter(|&i| cells[i]) {
-                    let (r, col) = ((i / gw) as f32, (i % gw) as f32);
-                    let (x0, y0) = (c.source.x as f32 + col * ff * sx, c.source.y as f32 + r * ff * sy);
-                    rects.push(Rect::from_min_max(Pos2::new(x0, y0), Pos2::new(x0 + ff * sx, y0 + ff * sy)));
+        let (mw, mh) = (doc.mask.width() as usize, doc.mask.height() as usize);
+        let native = v.codes.as_ref().is_some_and(|c| (c.height, c.width) == (mh.div_ceil(f), mw.div_ceil(f)));
+        // every painted, shown region in run order, each with its own crops
+        let (mut crops, mut crop_regions, mut rects, mut cell_regions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for k in (0..doc.regions().len()).filter(|&k| !doc.regions()[k].hidden && !doc.region_is_empty(k)) {
+            let mask = doc.region_mask(k);
+            for c in unmask::crop::plan(mask, f, self.settings.context, info.work_area, native).unwrap_or_default() {
+                if let Ok((gh, gw, cells)) = unmask::tasks::inpaint::crop_cells(mask, &c, f, self.settings.grow, Default::default(), v.content) {
+                    let (sx, sy) = (c.source.w as f32 / c.work_w as f32, c.source.h as f32 / c.work_h as f32);
+                    let ff = f as f32;
+                    for i in (0..gh * gw).filter(|&i| cells[i]) {
+                        let (r, col) = ((i / gw) as f32, (i % gw) as f32);
+                        let (x0, y0) = (c.source.x as f32 + col * ff * sx, c.source.y as f32 + r * ff * sy);
+                        rects.push(Rect::from_min_max(Pos2::new(x0, y0), Pos2::new(x0 + ff * sx, y0 + ff * sy)));
+                        cell_regions.push(k);
+                    }
                 }
+                crops.push(c);
+                crop_regions.push(k);
             }
         }
+        self.view.crop_regions = crop_regions;
+        self.view.cell_regions = cell_regions;
         self.view.crops = crops;
         self.view.cells = Some((key, rects));
     }

@@ -21,7 +21,7 @@ impl Studio {
             (self.prompt, self.parked_prompt) = (now, other);
         }
         for d in docs {
-            self.push_document(d);
+            self.push_document(d, true);
         }
         if !problems.is_empty() {
             self.notify("Part of the last session could not be restored", &problems.join("\n"), true);
@@ -46,11 +46,13 @@ impl Studio {
         let Some(w) = self.session.as_mut() else { return };
         // the open document's Ask history is `chat`; the tabs' are their own
         let open = self.doc.as_ref().map(|d| (d, self.chat.as_slice()));
+        let last_is_open = open.is_some();
         let all = self.background.iter().map(|d| (d, d.chat.as_slice())).chain(open);
         // a document with nothing done to it is not worth offering back
         let docs: Vec<(&Document, &[ChatTurn])> =
             all.filter(|(d, c)| d.dirty || d.versions.len() > 1 || !d.mask_is_empty() || !c.is_empty()).collect();
-        w.save(&docs, &crate::session::Prompts { retouch, sketch });
+        let last_is_open = last_is_open && docs.last().map(|d| d.0.id) == self.doc.as_ref().map(|d| d.id);
+        w.save(&docs, &crate::session::Prompts { retouch, sketch }, last_is_open);
         let failed = w.error.lock().ok().and_then(|mut e| e.take());
         if let Some(e) = failed {
             self.notify("Could not keep the session on disk (crash recovery is off)", &e, true);

@@ -7,7 +7,7 @@ use unmask::sampler::{CacheSettings, ImageSettings, TextSettings};
 use unmask::tasks::{FitMode, Job};
 use unmask::worker::PreviewOptions;
 
-use super::{ChatTurn, Mode, NoticeKind, Run, RunKind, Studio};
+use super::{ChatTurn, Mode, Run, RunKind, Studio};
 
 impl Studio {
     /// Starts the current mode's job (Retouch, Sketch or Ask).
@@ -19,18 +19,29 @@ impl Studio {
         }
     }
 
-    /// Retouch: inpaint the masked region, or (no mask) edit by instruction.
+    /// Retouch: inpaint every painted region (each with its own prompt, in
+    /// the list's order, in one job per variant), or (nothing painted) edit
+    /// the whole image by the selected region's prompt.
     pub fn start_retouch(&mut self) {
         if !self.ready() {
             return;
         }
+        self.flush_prompt();
         let Some(doc) = self.doc.as_ref() else { return self.refuse("open an image first") };
         let edit = doc.mask_is_empty();
-        let what = if edit { "type how the whole image should change (nothing is painted: an edit)" } else { "type what the painted area becomes" };
-        if let Some(why) = unusable(&self.prompt, "prompt", what) {
-            return self.refuse(&why);
-        }
-        let (image, mask, codes, content) = (doc.image().clone(), doc.mask.clone(), doc.version().codes.clone(), doc.version().content);
+        let (image, codes, content) = (doc.image().clone(), doc.version().codes.clone(), doc.version().content);
+        let regions = if edit {
+            let what = "type how the whole image should change (nothing is painted: an edit)";
+            if let Some(why) = unusable(&self.prompt, "prompt", what) {
+                return self.refuse(&why);
+            }
+            Vec::new()
+        } else {
+            match run_regions(doc) {
+                Ok(r) => r,
+                Err(why) => return self.refuse(&why),
+            }
+        };
         let n = self.settings.variants.clamp(1, 8);
         let jobs = (0..n)
             .map(|i| {
@@ -40,7 +51,7 @@ impl Studio {
                     Job::Edit { instruction: self.prompt.clone(), image: image.clone(), fit: FitMode::Auto, settings }
                 } else {
                     Job::Inpaint {
-                        regions: vec![unmask::tasks::Region::new(mask.clone(), self.prompt.clone())],
+                        regions: regions.clone(),
                         image: image.clone(),
                         codes: codes.clone(),
                         grow: self.settings.grow,
@@ -95,21 +106,103 @@ impl Studio {
         if let Some(why) = unusable(&q, "question", "type a question about the image") {
             return self.refuse(&why);
         }
+        // about the selected region's context crop when it is painted (and not hidden)
+        let about = if self.ask_whole { None } else { self.region_crop(doc.selected_region()) };
+        let (image, shown) = match about {
+            Some((name, r)) => (crop_of(doc.image(), r), format!("[{name}] {q}")),
+            None => (doc.image().clone(), q.clone()),
+        };
+        let (job, gen_length) = self.ask_job(q, image);
+        self.chat.push(ChatTurn { question: shown, answer: String::new(), done: false, answered: false });
+        self.question.clear();
+        self.submit(RunKind::Ask, vec![(job, 0)], gen_length);
+    }
+
+    /// An Ask job about `image` and its answer length.
+    fn ask_job(&self, question: String, image: image::RgbImage) -> (Job, usize) {
         // the bundle's answer length (the embedded model answers in 8), else 32
         let gen_length = self.model_info().and_then(|i| i.default_gen_length).unwrap_or(32).clamp(1, 512);
         let block_length = gen_length.min(32);
         let job = Job::Ask {
-            question: q.clone(),
-            image: doc.image().clone(),
+            question,
+            image,
             fit: FitMode::Auto,
             gen_length,
             // the text cache: on the embedded model's eval (200 questions) it
             // answered 96.0% right vs 93.5% without, 1.56x faster (issue 17)
             settings: TextSettings { steps: gen_length, block_length, temperature: 0.0, seed: 0, cache: true },
         };
-        self.chat.push(ChatTurn { question: q, answer: String::new(), done: false, answered: false });
-        self.question.clear();
-        self.submit(RunKind::Ask, vec![(job, 0)], gen_length);
+        (job, gen_length)
+    }
+
+    /// Region `i`'s name and the box the model would see around it (its
+    /// context crops together), when it is painted and shown.
+    pub fn region_crop(&self, i: usize) -> Option<(String, unmask::crop::Rect)> {
+        let (doc, info) = (self.doc.as_ref()?, self.model_info()?);
+        let r = doc.regions().get(i).filter(|r| !r.hidden && !doc.region_is_empty(i))?;
+        let crops = unmask::crop::plan(doc.region_mask(i), info.vq_factor, self.settings.context, info.work_area, false).ok()?;
+        let mut boxes = crops.iter().map(|c| c.source);
+        let first = boxes.next()?;
+        let (x0, y0, x1, y1) = boxes.fold((first.x, first.y, first.x1(), first.y1()), |(a, b, c, d), s| (a.min(s.x), b.min(s.y), c.max(s.x1()), d.max(s.y1())));
+        let (w, h) = doc.size();
+        let (x1, y1) = (x1.min(w), y1.min(h));
+        (x1 > x0 && y1 > y0).then(|| (r.name.clone(), unmask::crop::Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }))
+    }
+
+    /// Describe: asks the model what region `i`'s crop shows (the bundle's
+    /// questions in turn) and makes the answer its prompt.
+    pub fn describe_region(&mut self, i: usize) {
+        if !self.ready() {
+            return;
+        }
+        let Some((name, r)) = self.region_crop(i) else {
+            return self.refuse("paint the region first (and show it): Describe looks at what is under it");
+        };
+        let (Some(doc), Some(info)) = (self.doc.as_ref(), self.model_info()) else { return };
+        let recipe = info.describe.clone();
+        let crop = crop_of(doc.image(), r);
+        let Some(q) = recipe.question(0, &[]) else { return self.refuse("the model names no question to describe a picture with") };
+        self.describing = Some(super::Describing { doc_id: doc.id, region: i, name, crop: crop.clone(), answers: Vec::new(), recipe });
+        let (job, gen_length) = self.ask_job(q, crop);
+        self.submit(RunKind::Describe, vec![(job, 0)], gen_length);
+    }
+
+    /// A Describe question was answered: asks the next one (true), or puts
+    /// the prompt in its region (false: the run ends).
+    pub(crate) fn describe_answer(&mut self, text: String) -> bool {
+        let Some(mut d) = self.describing.take() else { return false };
+        d.answers.push(text);
+        if let Some(q) = d.recipe.question(d.answers.len(), &d.answers) {
+            let (job, _) = self.ask_job(q, d.crop.clone());
+            let preview = PreviewOptions::default();
+            let id = self.worker.submit(job, preview);
+            if let Some(run) = self.run.as_mut() {
+                run.jobs = vec![(id, 0)];
+                run.step = 0;
+            }
+            self.describing = Some(d);
+            return true;
+        }
+        let prompt = d.recipe.prompt(&d.answers);
+        if d.answers.iter().any(|a| a.trim().is_empty()) {
+            self.notify("Describe found no answer", &format!("the model did not answer about {}; its prompt is unchanged", d.name), true);
+            return false;
+        }
+        let open = self.doc.as_ref().is_some_and(|doc| doc.id == d.doc_id);
+        let target = self.doc.iter_mut().chain(self.background.iter_mut()).find(|doc| doc.id == d.doc_id);
+        match target {
+            Some(doc) if doc.regions().get(d.region).is_some_and(|r| r.name == d.name) => {
+                if open && doc.selected_region() == d.region {
+                    *self.retouch_prompt_mut() = prompt.clone();
+                    self.flush_prompt();
+                } else {
+                    doc.set_region_prompt(d.region, &prompt);
+                }
+                self.notify(&format!("{}: \"{prompt}\"", d.name), "the model's description of the region, now its prompt (Ctrl+Z undoes it)", false);
+            }
+            _ => self.notify("Describe's answer was not used", &format!("{} was deleted or moved meanwhile", d.name), false),
+        }
+        false
     }
 
     pub fn cancel(&mut self) {
@@ -124,12 +217,6 @@ impl Studio {
     pub fn reuse_seed(&mut self, seed: u64) {
         self.settings.seed = seed;
         self.settings.random_seed = false;
-    }
-
-    /// A run refused before it started; the reason is in the title, the
-    /// line always shown (not under "details").
-    pub(crate) fn refuse(&mut self, why: &str) {
-        self.notify_as(NoticeKind::Refused, None, &format!("Cannot run: {why}"), "", true);
     }
 
     fn ready(&mut self) -> bool {
@@ -188,6 +275,34 @@ impl Studio {
             }),
         }
     }
+}
+
+/// The pixels of `r` in `img`.
+fn crop_of(img: &image::RgbImage, r: unmask::crop::Rect) -> image::RgbImage {
+    image::imageops::crop_imm(img, r.x, r.y, r.w, r.h).to_image()
+}
+
+/// The painted, shown regions of `doc` in their order, as the engine takes
+/// them; or why they cannot run (naming the region).
+fn run_regions(doc: &crate::document::Document) -> Result<Vec<unmask::tasks::Region>, String> {
+    let all = doc.regions();
+    let painted: Vec<usize> = (0..all.len()).filter(|&i| !doc.region_is_empty(i)).collect();
+    let shown: Vec<usize> = painted.iter().copied().filter(|&i| !all[i].hidden).collect();
+    if shown.is_empty() {
+        return Err("every painted region is hidden: show one in the Regions list (its eye), or paint".into());
+    }
+    let mut out = Vec::new();
+    for i in shown {
+        let r = &all[i];
+        let what = "type what the painted area becomes";
+        // one region reads as the single mask did; of several, the message names it
+        let why = if all.len() == 1 { unusable(&r.prompt, "prompt", what) } else { unusable(&r.prompt, &format!("prompt of {}", r.name), what) };
+        if let Some(why) = why {
+            return Err(why);
+        }
+        out.push(unmask::tasks::Region::new(doc.region_mask(i).clone(), r.prompt.clone()));
+    }
+    Ok(out)
 }
 
 /// Why `text` cannot be run, in words that say what to type; `None` when it

@@ -41,6 +41,21 @@ pub enum RunKind {
     Edit,
     Sketch,
     Ask,
+    /// Questions about a region's crop whose answers become its prompt.
+    Describe,
+}
+
+/// A Describe in progress: the region, its crop and the answers so far.
+#[derive(Debug, Clone)]
+pub struct Describing {
+    pub doc_id: u64,
+    pub region: usize,
+    /// The region's name when it started (the answer goes nowhere if the
+    /// region was deleted or moved meanwhile).
+    pub name: String,
+    pub crop: RgbImage,
+    pub answers: Vec<String>,
+    pub recipe: unmask::bundle::Describe,
 }
 
 /// A run in progress (one or more variant jobs).

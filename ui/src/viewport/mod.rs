@@ -28,6 +28,12 @@ pub(crate) struct View {
     pub(crate) cells: Option<(u64, Vec<Rect>)>,
     /// The context crops of the current mask (document pixels), same key as `cells`.
     pub(crate) crops: Vec<unmask::crop::Crop>,
+    /// The region (index into the document's list) of each crop in `crops`
+    /// and of each cell in `cells`: drawn in its colour.
+    pub(crate) crop_regions: Vec<usize>,
+    pub(crate) cell_regions: Vec<usize>,
+    /// The regions' labels as last drawn: region, screen box.
+    pub(crate) label_boxes: Vec<(usize, Rect)>,
     /// Crop previews on the GPU, by their box.
     pub(crate) crop_tex: Vec<(unmask::crop::Rect, TextureHandle, u64)>,
     /// Points of the tool gesture in progress, in image pixels.
@@ -79,6 +85,9 @@ impl Default for View {
             compare_tex: None,
             cells: None,
             crops: Vec::new(),
+            crop_regions: Vec::new(),
+            cell_regions: Vec::new(),
+            label_boxes: Vec::new(),
             crop_tex: Vec::new(),
             gesture: Vec::new(),
             stroke_active: false,

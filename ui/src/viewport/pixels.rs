@@ -34,27 +34,35 @@ pub(crate) fn fitted(img: &RgbImage, max_side: usize) -> ColorImage {
     color_image(&image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle))
 }
 
-/// The mask overlay in colour `rgb`, downscaled like [`fitted`] when it must be.
-pub(crate) fn fitted_overlay(mask: &GrayImage, max_side: usize, rgb: [u8; 3]) -> ColorImage {
-    let (w, h) = (mask.width() as usize, mask.height() as usize);
+/// The regions' overlay (each mask with its colour, later ones over
+/// earlier ones), downscaled like [`fitted`] when it must be.
+pub(crate) fn fitted_overlay(layers: &[(&GrayImage, [u8; 3])], max_side: usize) -> ColorImage {
+    let Some((first, _)) = layers.first() else { return ColorImage::new([1, 1], vec![egui::Color32::TRANSPARENT]) };
+    let (w, h) = (first.width() as usize, first.height() as usize);
     if w.max(h) <= max_side {
-        return overlay(mask, Dirty::whole(mask), rgb);
+        return overlay(layers, Dirty::whole(first));
     }
     let s = max_side as f32 / w.max(h) as f32;
     let (nw, nh) = (((w as f32 * s) as u32).max(1), ((h as f32 * s) as u32).max(1));
-    let small = image::imageops::resize(mask, nw, nh, image::imageops::FilterType::Nearest);
-    overlay(&small, Dirty::whole(&small), rgb)
+    let small: Vec<GrayImage> = layers.iter().map(|(m, _)| image::imageops::resize(*m, nw, nh, image::imageops::FilterType::Nearest)).collect();
+    let small_layers: Vec<(&GrayImage, [u8; 3])> = small.iter().zip(layers).map(|(m, (_, c))| (m, *c)).collect();
+    overlay(&small_layers, Dirty::whole(&small[0]))
 }
 
-/// Mask overlay pixels (colour `rgb`, translucent) for a rectangle of the mask.
-pub(crate) fn overlay(mask: &GrayImage, d: Dirty, rgb: [u8; 3]) -> ColorImage {
+/// Overlay pixels (translucent, each region in its colour) for a rectangle
+/// of the masks (all of one size).
+pub(crate) fn overlay(layers: &[(&GrayImage, [u8; 3])], d: Dirty) -> ColorImage {
     let (w, h) = ((d.x1 - d.x0) as usize, (d.y1 - d.y0) as usize);
-    let on_px = [rgb[0], rgb[1], rgb[2], 110];
-    let mut rgba = Vec::with_capacity(w * h * 4);
-    for y in d.y0..d.y1 {
-        for x in d.x0..d.x1 {
-            let on = mask.get_pixel(x, y)[0] > 127;
-            rgba.extend_from_slice(if on { &on_px } else { &[0, 0, 0, 0] });
+    let mut rgba = vec![0u8; w * h * 4];
+    for (mask, rgb) in layers {
+        let on_px = [rgb[0], rgb[1], rgb[2], 110];
+        for y in d.y0..d.y1 {
+            for x in d.x0..d.x1 {
+                if mask.get_pixel(x, y)[0] > 127 {
+                    let o = (((y - d.y0) as usize) * w + (x - d.x0) as usize) * 4;
+                    rgba[o..o + 4].copy_from_slice(&on_px);
+                }
+            }
         }
     }
     ColorImage::from_rgba_unmultiplied([w, h], &rgba)

@@ -1,6 +1,7 @@
 //! The open image and everything a user can lose: its versions (the history
-//! strip), the painted mask, the undo/redo stack over both, and the Ask
-//! questions asked about it. Pure state.
+//! strip), the painted regions (in `regions`: each a mask with its own
+//! prompt), the undo/redo stack over both, and the Ask questions asked
+//! about it. Pure state.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,12 @@ use image::{GrayImage, RgbImage};
 use unmask::model::CodeGrid;
 
 use crate::mask_paint::Dirty;
+
+mod region;
+mod regions;
+
+pub use region::{Region, MAX_REGIONS, REGION_PALETTE};
+use region::RegionState;
 
 /// One image in the history strip.
 #[derive(Clone)]
@@ -63,10 +70,12 @@ impl ChatTurn {
 
 #[derive(Clone)]
 enum Action {
-    /// A mask edit; holds the mask before it.
-    Mask { before: GrayImage },
-    /// A switch of the current version (a new result or a pick from the strip).
-    Select { from: usize, to: usize, mask_before: GrayImage },
+    /// An edit of the regions (a stroke, a prompt, a new, deleted, renamed
+    /// or moved region); holds the regions before it.
+    Regions { before: Box<RegionState> },
+    /// A switch of the current version (a new result or a pick from the
+    /// strip), with the regions before it (a new size blanks them).
+    Select { from: usize, to: usize, before: Box<RegionState> },
 }
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -80,7 +89,14 @@ pub struct Document {
     pub path: Option<PathBuf>,
     pub versions: Vec<Version>,
     pub current: usize,
+    /// The selected region's mask (white = regenerate); the tools paint
+    /// here. The other regions' masks are in `regions`.
     pub mask: GrayImage,
+    /// The regions in run order; never empty (a document with one region is
+    /// the single mask of old).
+    regions: Vec<Region>,
+    /// Index into `regions` of the one `mask` belongs to.
+    selected: usize,
     undo: Vec<Action>,
     redo: Vec<Action>,
     /// Changes since the last save.
@@ -92,9 +108,14 @@ pub struct Document {
     /// one it lives in `Studio::chat` (the Ask panel reads it there) and this
     /// is empty; it moves back here when another document is opened.
     pub chat: Vec<ChatTurn>,
-    /// Bumped on every change so views know to refresh textures.
+    /// Bumped on every change of what the canvas draws (pixels, masks,
+    /// regions shown) so views know to refresh textures.
     pub revision: u64,
-    empty_cache: std::cell::Cell<(u64, bool)>,
+    /// Bumped on every undo step, text edits (prompts, names) included: a
+    /// prompt edit needs no new textures, but the session saves on it.
+    pub edits: u64,
+    empty_cache: std::cell::RefCell<(u64, Vec<bool>)>,
+    bounds_cache: std::cell::RefCell<(u64, Vec<Option<crate::mask_paint::Dirty>>)>,
 }
 
 impl Document {
@@ -106,13 +127,17 @@ impl Document {
             versions: vec![Version::new(image, label)],
             current: 0,
             mask,
+            regions: vec![Region::first()],
+            selected: 0,
             undo: Vec::new(),
             redo: Vec::new(),
             dirty: false,
             saved_to: None,
             chat: Vec::new(),
             revision: 0,
-            empty_cache: std::cell::Cell::new((u64::MAX, true)),
+            edits: 0,
+            empty_cache: std::cell::RefCell::new((u64::MAX, Vec::new())),
+            bounds_cache: std::cell::RefCell::new((u64::MAX, Vec::new())),
         }
     }
 
@@ -138,53 +163,82 @@ impl Document {
     }
 
     fn push(&mut self, a: Action) {
+        self.push_text(a);
+        self.revision += 1;
+    }
+
+    /// An undo step that changes no pixel (a prompt, a name).
+    fn push_text(&mut self, a: Action) {
         self.undo.push(a);
         if self.undo.len() > UNDO_LIMIT {
             self.undo.remove(0);
         }
         self.redo.clear();
-        self.revision += 1;
+        self.edits += 1;
     }
 
     /// Call before a mask edit (one stroke = one undo step).
     pub fn begin_mask_edit(&mut self) {
-        let before = self.mask.clone();
-        self.push(Action::Mask { before });
+        self.begin_region_edit();
     }
 
-    /// Applies a mask tool as one undoable step.
+    /// Call before any edit of the regions: it becomes one undo step.
+    pub(crate) fn begin_region_edit(&mut self) {
+        let before = Box::new(self.region_state());
+        self.push(Action::Regions { before });
+        self.dirty_regions();
+    }
+
+    /// Call before an edit of a region's prompt or name: one undo step that
+    /// leaves the canvas's textures and plans as they are.
+    pub(crate) fn begin_text_edit(&mut self) {
+        let before = Box::new(self.region_state());
+        self.push_text(Action::Regions { before });
+    }
+
+    /// Applies a mask tool to the selected region as one undoable step;
+    /// what it paints is taken from the other regions (they never overlap).
     pub fn edit_mask(&mut self, f: impl FnOnce(&mut GrayImage) -> Dirty) -> Dirty {
         self.begin_mask_edit();
         let d = f(&mut self.mask);
+        self.claim(d);
         self.revision += 1;
         d
     }
 
-    /// Adds a result as a new version and makes it current; the mask is kept
-    /// so the same region can be retouched again.
+    /// Adds a result as a new version and makes it current; the regions
+    /// are kept so the same areas can be retouched again.
     pub fn add_version(&mut self, v: Version) {
         let (w, h) = v.image.dimensions();
         self.versions.push(v);
         let to = self.versions.len() - 1;
         let from = self.current;
-        let mask_before = self.mask.clone();
-        self.push(Action::Select { from, to, mask_before });
+        let before = Box::new(self.region_state());
+        self.push(Action::Select { from, to, before });
         self.current = to;
         if self.mask.dimensions() != (w, h) {
-            self.mask = GrayImage::new(w, h);
+            self.blank_regions(w, h);
         }
         self.dirty = true;
     }
 
-    /// Adds the canvas grown by the given borders as a new version whose mask
-    /// is the border (undoable like a result): the next retouch fills it.
+    /// Adds the canvas grown by the given borders as a new version
+    /// (undoable like a result): the regions move with the picture and the
+    /// border becomes a region of its own, selected, for the next retouch
+    /// to fill.
     pub fn extend(&mut self, left: u32, right: u32, top: u32, bottom: u32) -> unmask::Result<()> {
         let (img, mask, content) = unmask::tasks::inpaint::extend_canvas(self.image(), left, right, top, bottom)?;
         let (w, h) = img.dimensions();
         let mut v = Version::new(img, &format!("extend {w}x{h}"));
         v.content = Some(content);
-        self.add_version(v);
-        self.mask = mask;
+        self.versions.push(v);
+        let to = self.versions.len() - 1;
+        let before = Box::new(self.region_state());
+        self.push(Action::Select { from: self.current, to, before });
+        self.current = to;
+        self.dirty = true;
+        self.shift_regions(w, h, left, top);
+        self.add_border_region(mask);
         self.revision += 1;
         Ok(())
     }
@@ -194,14 +248,21 @@ impl Document {
         if to >= self.versions.len() || to == self.current {
             return;
         }
-        let mask_before = self.mask.clone();
-        self.push(Action::Select { from: self.current, to, mask_before });
+        let before = Box::new(self.region_state());
+        self.push(Action::Select { from: self.current, to, before });
         self.current = to;
         let (w, h) = self.versions[to].image.dimensions();
         if self.mask.dimensions() != (w, h) {
-            self.mask = GrayImage::new(w, h);
+            self.blank_regions(w, h);
         }
         self.dirty = true;
+    }
+
+    /// Drops the undo and redo steps (a document read back from a session
+    /// starts with none).
+    pub fn forget_undo(&mut self) {
+        self.undo.clear();
+        self.redo.clear();
     }
 
     pub fn can_undo(&self) -> bool {
@@ -216,6 +277,7 @@ impl Document {
         let inverse = self.apply_inverse(a);
         self.redo.push(inverse);
         self.revision += 1;
+        self.edits += 1;
         true
     }
 
@@ -224,6 +286,7 @@ impl Document {
         let inverse = self.apply_inverse(a);
         self.undo.push(inverse);
         self.revision += 1;
+        self.edits += 1;
         true
     }
 
@@ -231,28 +294,17 @@ impl Document {
     /// would restore the state it replaced.
     fn apply_inverse(&mut self, a: Action) -> Action {
         match a {
-            Action::Mask { before } => {
-                let now = std::mem::replace(&mut self.mask, before);
-                Action::Mask { before: now }
+            Action::Regions { before } => {
+                let now = self.replace_regions(*before);
+                Action::Regions { before: Box::new(now) }
             }
-            Action::Select { from, to, mask_before } => {
-                let now_mask = std::mem::replace(&mut self.mask, mask_before);
+            Action::Select { from, to, before } => {
+                let now = self.replace_regions(*before);
                 self.current = from;
                 self.dirty = true;
-                Action::Select { from: to, to: from, mask_before: now_mask }
+                Action::Select { from: to, to: from, before: Box::new(now) }
             }
         }
-    }
-
-    /// Whether nothing is painted; cached per revision (the UI asks every frame).
-    pub fn mask_is_empty(&self) -> bool {
-        let (rev, empty) = self.empty_cache.get();
-        if rev == self.revision && rev != u64::MAX {
-            return empty;
-        }
-        let empty = self.mask.pixels().all(|p| p[0] == 0);
-        self.empty_cache.set((self.revision, empty));
-        empty
     }
 }
 
