@@ -132,6 +132,26 @@ fn a_failing_run_of_eight_variants_is_one_notice_and_a_success_clears_it() {
 }
 
 #[test]
+fn enter_in_the_path_field_saves_as_ok_does() {
+    let dir = common::scratch("fix-path-enter");
+    let mut s = common::fixture_studio(None);
+    s.no_file_dialog = Some("none here".into());
+    let mut h = harness(s);
+    menu(&mut h, "File", "Save PNG...  (Ctrl+S)");
+    h.run_steps(3);
+    let target = dir.join("by-enter.png");
+    h.state_mut().path_prompt.as_mut().unwrap().text = target.display().to_string();
+    h.run_steps(2);
+    // the field has the focus (it takes it when the window opens): Enter as a person presses it
+    h.event(egui::Event::Key { key: egui::Key::Enter, physical_key: None, pressed: true, repeat: false, modifiers: Default::default() });
+    h.step();
+    h.event(egui::Event::Key { key: egui::Key::Enter, physical_key: None, pressed: false, repeat: false, modifiers: Default::default() });
+    h.run_steps(2);
+    assert!(target.is_file(), "Enter saved: {:?}", h.state().path_prompt);
+    assert!(h.state().path_prompt.is_none(), "and closed the field");
+}
+
+#[test]
 fn without_a_file_dialog_the_path_field_opens_saves_and_names_a_bad_path() {
     let dir = common::scratch("fix-path");
     let (photo, img) = png(&dir, "photo.png", 90);

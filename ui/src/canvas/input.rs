@@ -139,7 +139,8 @@ impl Studio {
                 painter.add(egui::Shape::line(pts, Stroke::new(1.5, Color32::WHITE)));
             }
             Tool::Brush | Tool::Eraser if resp.hovered() && !blocked => {
-                if let Some(pos) = resp.hover_pos() {
+                // not under a window, a menu or a label: the brush is not there
+                if let Some(pos) = resp.hover_pos().filter(|p| ui.ctx().layer_id_at(*p).is_none_or(|l| l == ui.layer_id())) {
                     // the size is in screen points: the outline is the same at every zoom
                     painter.circle_stroke(pos, self.settings.brush_size / 2.0, Stroke::new(1.0, Color32::WHITE));
                 }

@@ -184,10 +184,11 @@ impl Studio {
             }
             ui.label(what);
             let field = ui.add(egui::TextEdit::singleline(&mut p.text).id(Id::unique("path-prompt-text")).desired_width(440.0));
-            if ui.memory(|m| m.focused().is_none()) {
+            // Enter takes the focus away: read it before giving the focus back
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if !enter && ui.memory(|m| m.focused().is_none()) {
                 field.request_focus();
             }
-            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if let Some(e) = &p.error {
                 ui.colored_label(Color32::LIGHT_RED, e.as_str());
             }

@@ -121,6 +121,8 @@ impl Studio {
                 let label = match self.run.as_ref().map(|r| r.kind) {
                     Some(RunKind::Sketch) => "sketch",
                     Some(RunKind::Edit) => "edit",
+                    // an extended canvas's fill says so in the strip as its parameters do
+                    _ if parameters.contains("\nTask: outpaint,") => "outpaint",
                     _ => "retouch",
                 };
                 self.variants_doc = self.run.as_ref().and_then(|r| r.doc_id);
