@@ -33,6 +33,8 @@ impl Studio {
         let n = doc.regions().len();
         let working = self.working_region();
         let canvas = self.view.rect;
+        // every shown region's box: a label keeps off them all while there is room
+        let boxes: Vec<Rect> = shown.iter().map(|(_, b)| Rect::from_min_max(self.view.to_screen((b.x0 as f32, b.y0 as f32)), self.view.to_screen((b.x1 as f32, b.y1 as f32)))).collect();
         let mut taken: Vec<Rect> = Vec::new();
         let mut action = None;
         for ((i, b), name) in shown.into_iter().zip(names) {
@@ -42,7 +44,8 @@ impl Studio {
                 continue;
             }
             let h = if i == selected { 96.0 } else { 44.0 };
-            let at = place(region, Vec2::new(WIDTH, h), canvas, &taken);
+            let avoid: Vec<Rect> = taken.iter().chain(&boxes).copied().collect();
+            let at = place(region, Vec2::new(WIDTH, h), canvas, &taken, &avoid);
             taken.push(Rect::from_min_size(at, Vec2::new(WIDTH, h)));
             let rgb = self.region_color(i);
             let colour = Color32::from_rgb(rgb[0], rgb[1], rgb[2]);
@@ -166,9 +169,10 @@ pub(crate) fn cut(s: &str, n: usize) -> String {
 }
 
 /// Where a `size` label goes beside `region` on `canvas`: right, left,
-/// above, below, the first that fits the canvas and no other label; else
-/// the first that fits the canvas; else clamped into it.
-fn place(region: Rect, size: Vec2, canvas: Rect, taken: &[Rect]) -> Pos2 {
+/// above, below, the first that fits the canvas and touches nothing in
+/// `avoid` (other labels and regions); else the first clear of the labels
+/// `taken`; else the first that fits; else clamped into it.
+fn place(region: Rect, size: Vec2, canvas: Rect, taken: &[Rect], avoid: &[Rect]) -> Pos2 {
     let mid_y = (region.center().y - size.y / 2.0).clamp(canvas.top(), (canvas.bottom() - size.y).max(canvas.top()));
     let mid_x = (region.center().x - size.x / 2.0).clamp(canvas.left(), (canvas.right() - size.x).max(canvas.left()));
     let tries = [
@@ -178,8 +182,9 @@ fn place(region: Rect, size: Vec2, canvas: Rect, taken: &[Rect]) -> Pos2 {
         Pos2::new(mid_x, region.bottom() + GAP),
     ];
     let fits = |p: &Pos2| canvas.contains_rect(Rect::from_min_size(*p, size));
-    let free = |p: &Pos2| !taken.iter().any(|t| t.intersects(Rect::from_min_size(*p, size)));
-    if let Some(p) = tries.iter().find(|p| fits(p) && free(p)).or_else(|| tries.iter().find(|p| fits(p))) {
+    let clear = |p: &Pos2, of: &[Rect]| !of.iter().any(|t| t.intersects(Rect::from_min_size(*p, size)));
+    let first = tries.iter().find(|p| fits(p) && clear(p, avoid)).or_else(|| tries.iter().find(|p| fits(p) && clear(p, taken)));
+    if let Some(p) = first.or_else(|| tries.iter().find(|p| fits(p))) {
         return *p;
     }
     // a region filling the canvas: the label goes in its corner
@@ -209,14 +214,18 @@ mod tests {
             Rect::from_min_max(Pos2::new(650.0, 400.0), Pos2::new(790.0, 590.0)),
             Rect::from_min_max(Pos2::new(0.0, 200.0), Pos2::new(800.0, 400.0)),
         ] {
-            let at = Rect::from_min_size(place(region, size, canvas, &[]), size);
+            let at = Rect::from_min_size(place(region, size, canvas, &[], &[]), size);
             assert!(canvas.contains_rect(at), "{at:?} inside the canvas");
             assert!(!at.intersects(region), "{at:?} clear of {region:?}");
         }
         // a second label beside the same region takes another side
         let region = Rect::from_min_max(Pos2::new(300.0, 250.0), Pos2::new(400.0, 350.0));
-        let first = Rect::from_min_size(place(region, size, canvas, &[]), size);
-        let second = Rect::from_min_size(place(region, size, canvas, &[first]), size);
+        let first = Rect::from_min_size(place(region, size, canvas, &[], &[]), size);
+        let second = Rect::from_min_size(place(region, size, canvas, &[first], &[first]), size);
         assert!(!first.intersects(second));
+        // another region to the right: the label goes to a side clear of it
+        let other = Rect::from_min_max(Pos2::new(410.0, 250.0), Pos2::new(700.0, 350.0));
+        let third = Rect::from_min_size(place(region, size, canvas, &[], &[other]), size);
+        assert!(!third.intersects(other) && !third.intersects(region), "{third:?}");
     }
 }

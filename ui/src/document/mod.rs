@@ -114,7 +114,7 @@ pub struct Document {
     /// Bumped on every undo step, text edits (prompts, names) included: a
     /// prompt edit needs no new textures, but the session saves on it.
     pub edits: u64,
-    empty_cache: std::cell::RefCell<(u64, Vec<bool>)>,
+    empty_cache: std::cell::RefCell<(u64, Vec<Option<bool>>)>,
     bounds_cache: std::cell::RefCell<(u64, Vec<Option<crate::mask_paint::Dirty>>)>,
 }
 

@@ -210,18 +210,28 @@ impl Document {
     }
 
     /// Whether no region has anything painted (then a retouch is an edit of
-    /// the whole image); cached per revision (the UI asks every frame).
+    /// the whole image). The UI asks every frame: the selected region (the
+    /// one being painted) is asked first, and each answer is cached per revision.
     pub fn mask_is_empty(&self) -> bool {
-        (0..self.regions.len()).all(|i| self.region_is_empty(i))
+        let sel = self.selected;
+        self.region_is_empty(sel) && (0..self.regions.len()).filter(|&i| i != sel).all(|i| self.region_is_empty(i))
     }
 
-    /// Whether region `i` has nothing painted (cached per revision).
+    /// Whether region `i` has nothing painted (cached per revision, asked lazily).
     pub fn region_is_empty(&self, i: usize) -> bool {
         let mut c = self.empty_cache.borrow_mut();
         if c.0 != self.revision || c.1.len() != self.regions.len() {
-            *c = (self.revision, (0..self.regions.len()).map(|j| self.region_mask(j).pixels().all(|p| p[0] == 0)).collect());
+            *c = (self.revision, vec![None; self.regions.len()]);
         }
-        c.1.get(i).copied().unwrap_or(true)
+        match c.1.get(i) {
+            Some(Some(e)) => *e,
+            Some(None) => {
+                let e = self.region_mask(i).as_raw().iter().all(|&p| p == 0);
+                c.1[i] = Some(e);
+                e
+            }
+            None => true,
+        }
     }
 
     /// The painted box of each region (`None`: nothing painted), cached per

@@ -136,7 +136,8 @@ impl Studio {
     }
 
     /// Region `i`'s name and the box the model would see around it (its
-    /// context crops together), when it is painted and shown.
+    /// context crops together, at least the model's working side), when it
+    /// is painted and shown.
     pub fn region_crop(&self, i: usize) -> Option<(String, unmask::crop::Rect)> {
         let (doc, info) = (self.doc.as_ref()?, self.model_info()?);
         let r = doc.regions().get(i).filter(|r| !r.hidden && !doc.region_is_empty(i))?;
@@ -145,8 +146,25 @@ impl Studio {
         let first = boxes.next()?;
         let (x0, y0, x1, y1) = boxes.fold((first.x, first.y, first.x1(), first.y1()), |(a, b, c, d), s| (a.min(s.x), b.min(s.y), c.max(s.x1()), d.max(s.y1())));
         let (w, h) = doc.size();
+        // a tiny crop tells the model nothing (the embedded one answers a 16 px
+        // crop with nothing): each side at least what the model works at,
+        // enlarged no more than its bundle allows, centred on the region
+        let least = ((info.work_area.area as f64).sqrt() / info.work_area.max_upscale.max(1.0)).ceil() as u32;
+        let grow = |a: u32, b: u32, size: u32| {
+            let need = least.min(size);
+            if b - a >= need {
+                return (a, b);
+            }
+            let a = (a + b).saturating_sub(need) / 2;
+            let a = a.min(size - need);
+            (a, a + need)
+        };
         let (x1, y1) = (x1.min(w), y1.min(h));
-        (x1 > x0 && y1 > y0).then(|| (r.name.clone(), unmask::crop::Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }))
+        if x1 <= x0 || y1 <= y0 {
+            return None;
+        }
+        let ((x0, x1), (y0, y1)) = (grow(x0, x1, w), grow(y0, y1, h));
+        Some((r.name.clone(), unmask::crop::Rect { x: x0, y: y0, w: x1 - x0, h: y1 - y0 }))
     }
 
     /// Describe: asks the model what region `i`'s crop shows (the bundle's
