@@ -503,3 +503,22 @@ fn n_adds_a_region_a_label_click_and_ctrl_click_select() {
     assert_eq!(d.region_mask(0), &mask1, "nothing painted");
     assert_eq!(d.region_mask(1), &mask2, "nothing painted");
 }
+
+#[test]
+fn a_small_regions_ask_crop_is_at_least_the_models_working_side() {
+    // the embedded model answers a 16 px crop with nothing: the crop grows, centred, to 48 px
+    let dir = common::scratch("regions-small-crop");
+    let img = RgbImage::from_pixel(160, 120, image::Rgb([255, 255, 255]));
+    let mut s = studio(Some(saved(&dir, &img)), None);
+    s.settings.context = unmask::crop::Context::Margin(0);
+    s.edit_mask(|m| rectangle(m, (70.0, 50.0), (86.0, 66.0), false));
+    let (name, r) = s.region_crop(0).expect("a painted region has a crop");
+    assert_eq!(name, "Region 1");
+    assert_eq!((r.w, r.h), (48, 48), "{r:?}");
+    assert!(r.x <= 70 && r.x1() >= 86 && r.y <= 50 && r.y1() >= 66, "the region inside its crop: {r:?}");
+    // at an edge the box stays inside the image
+    s.delete_region(0);
+    s.edit_mask(|m| rectangle(m, (0.0, 110.0), (8.0, 120.0), false));
+    let (_, r) = s.region_crop(0).unwrap();
+    assert_eq!((r.x, r.w, r.y1(), r.h), (0, 48, 120, 48), "{r:?}");
+}
