@@ -325,23 +325,4 @@ pub fn aspect_borders(w: u32, h: u32, aw: u32, ah: u32) -> (u32, u32, u32, u32) 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn undo_restores_image_and_mask_and_redo_reapplies() {
-        let mut d = Document::new(RgbImage::new(8, 8), None, "original");
-        d.edit_mask(|m| crate::mask_paint::rectangle(m, (0.0, 0.0), (4.0, 4.0), false));
-        let painted = d.mask.clone();
-        d.add_version(Version::new(RgbImage::from_pixel(8, 8, image::Rgb([9, 9, 9])), "r"));
-        assert_eq!(d.current, 1);
-        assert!(d.undo());
-        assert_eq!(d.current, 0);
-        assert_eq!(d.mask, painted);
-        assert!(d.undo());
-        assert!(d.mask_is_empty());
-        assert!(d.redo());
-        assert!(d.redo());
-        assert_eq!(d.current, 1);
-    }
-}
+mod tests;
