@@ -84,9 +84,9 @@ shot 1-mask
 sleep 2
 m=$(ls -t "$XDG_STATE_HOME"/unmask/session/*-mask-*.png 2>/dev/null | head -1 || true)
 [ -n "$m" ] && cp "$m" "$out/mask-retouch.png"
-retype 148 355 "a large red circle"
+retype 148 440 "a large red circle"
 shot 1-prompt
-click 67 429
+click 67 514
 sleep 1.5
 shot 2-retouch-running
 wait_version 1 120
@@ -94,16 +94,16 @@ shot 2-retouch-done
 save_as "$out/retouch.png" 2-save-field
 shot 2-saved
 # Extend canvas (collapsed header in the side panel)
-click 60 301
+click 60 331
 shot 3-extend-panel
-retype 114 357 128
+retype 115 387 128
 xdotool key Return; sleep 0.4
-click 54 403
+click 54 433
 sleep 1.5
 shot 3-extended
-retype 148 500 "a blue square"
+retype 148 612 "a blue square"
 shot 3-prompt
-click 67 577
+click 67 685
 sleep 1.5
 shot 4-outpaint-running
 wait_version 3 120

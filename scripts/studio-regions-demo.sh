@@ -7,8 +7,9 @@
 #      in the side panel's Prompt field                       1-region1.png
 #   3. New region (N), paint region 2 (flag, top left),
 #      prompt typed in its label's field on the canvas        2-region2.png
-#   4. New region, paint region 3 (wall right of the rocket),
-#      prompt in the side panel's "Prompt of Region 3"        3-three-regions.png
+#   4. Escape, N (new region), paint region 3 (wall right of
+#      the rocket), prompt in the side panel's "Prompt of
+#      Region 3"                                              3-three-regions.png
 #   5. Run retouch: a burst of screenshots during the run
 #      (run/NN.png); the one with the progress bar furthest
 #      from its ends is copied                                4-running.png
@@ -101,22 +102,32 @@ stroke "468 58" "478 64" "490 70" "502 76" "514 82" "526 88" "534 92"
 type_at 500 160 "a large blue square"
 park
 shot 2-region2
-# Region 3: a stroke down the wall right of the rocket; its prompt in the side
-# panel's "Prompt of Region 3" (the Regions list has grown by two rows).
-click 113 363
+# Region 3 by the N key (Escape first: the label's prompt field has the
+# focus, and N there would be typed): a stroke down the wall right of the
+# rocket; its prompt in the side panel's "Prompt of Region 3" (the Regions
+# list has grown by two rows).
+xdotool key Escape; sleep 0.4
+xdotool key n; sleep 0.6
 stroke "1105 115" "1106 130" "1107 150" "1108 170" "1108 190" "1108 210" "1108 230"
 type_at 148 485 "a large green triangle"
 park
 shot 3-three-regions
 # Run retouch, then a burst of screenshots while it runs
 xdotool mousemove 67 560; sleep 0.3; xdotool mousedown 1; sleep 0.15; xdotool mouseup 1
-for i in $(seq -w 1 16); do
-  sleep 0.1
-  import -window root "$out/run/$i.png"
+# (uncompressed frames: a PNG takes too long to write for a run this short)
+for i in $(seq -w 1 40); do
+  import -window root "$out/run/$i.ppm"
 done
-# the run ends when the variants strip says "Pick a variant" (or, with one
-# variant, when version 1 is written)
-sleep 3
+for f in "$out"/run/*.ppm; do convert "$f" "${f%.ppm}.png" && rm "$f"; done
+# the run has ended when the progress bar (x 12..92 at y 533) is no longer
+# blue; then the variants strip says "Pick a variant"
+for _ in $(seq 1 240); do
+  b=$(import -window root -crop 80x1+12+533 -format '%[fx:mean.b]' info:- 2>/dev/null || echo 1)
+  awk -v b="$b" 'BEGIN { exit !(b < 0.2) }' && break
+  kill -0 "$app" 2>/dev/null || { echo "the Studio exited" >&2; exit 1; }
+  sleep 0.5
+done
+sleep 1
 park
 shot 5-variants
 if [ "${VARIANTS:-8}" -gt 1 ]; then
