@@ -89,6 +89,9 @@ pub struct Describe {
 }
 
 impl Describe {
+    /// Questions asked at most, however many a bundle lists.
+    pub const MAX_QUESTIONS: usize = 8;
+
     /// The released model answers a free question in a sentence.
     pub fn release() -> Self {
         Self { questions: vec!["Describe this image in one short sentence.".into()], prompt: "{1}".into() }
@@ -97,7 +100,8 @@ impl Describe {
     /// The `k`-th question (from 0) with the answers so far put in, or
     /// `None` past the last.
     pub fn question(&self, k: usize, answers: &[String]) -> Option<String> {
-        self.questions.get(k).map(|q| fill(q, answers))
+        // a bundle's list is read as given: a few questions make a prompt, not thousands
+        self.questions.get(k).filter(|_| k < Self::MAX_QUESTIONS).map(|q| fill(q, answers))
     }
 
     /// The prompt once every question is answered.

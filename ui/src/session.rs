@@ -379,7 +379,8 @@ fn restore_doc(dir: &Path, d: &DocEntry) -> Result<Document, String> {
         }
     } else {
         let mut parts = Vec::new();
-        for r in &d.regions {
+        // a damaged or hostile index cannot make us read more masks than one run takes
+        for r in d.regions.iter().take(crate::document::MAX_REGIONS) {
             let region = crate::document::Region::restored(&r.name, &r.prompt, r.color, r.hidden);
             parts.push((region, read(&r.mask)?));
         }

@@ -304,6 +304,8 @@ impl Document {
         if parts.is_empty() {
             return;
         }
+        // a session file names at most as many regions as one run takes
+        let parts: Vec<_> = parts.into_iter().take(MAX_REGIONS).collect();
         let selected = selected.min(parts.len() - 1);
         self.regions.clear();
         for (i, (mut r, m)) in parts.into_iter().enumerate() {
